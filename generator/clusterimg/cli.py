@@ -1,0 +1,154 @@
+"""The click layer: collect arguments, call one function, present the result."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import CheckFailed, FatalError, UserError
+
+repo_option = click.option(
+    "--repo", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
+    help="Repository root (holds clusterimage.yaml and the apps directory).",
+)
+repository_option = click.option("--repository", help="Image namespace; overrides clusterimage.yaml.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="clusterimg-gen")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Build sealos cluster images for amd64 and arm64 and publish them as one multi-arch image."""
+    ctx.obj = {"debug": debug}
+
+
+@cli.command()
+@repo_option
+@repository_option
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if any file would change.")
+def workflows(repo: Path, repository: str | None, check: bool) -> None:
+    """Render .github/workflows/ (and the action copy) from the tree and clusterimage.yaml."""
+    from . import config as config_mod
+    from . import render, write
+
+    config = config_mod.load(repo, {"repository": repository})
+    files = render.render(config)
+    if check:
+        changed, stale = write.diff(repo, files)
+        for rel in changed:
+            click.echo(f"would write {rel}")
+        for rel in stale:
+            click.echo(f"would remove {rel}")
+        if changed or stale:
+            raise CheckFailed(f"{len(changed) + len(stale)} generated file(s) out of date; run: {render.REGENERATE}")
+        return
+    changed, stale = write.write(repo, files)
+    for rel in changed:
+        click.echo(f"wrote {rel}")
+    for rel in stale:
+        click.echo(f"removed {rel}")
+    if not changed and not stale:
+        click.echo(f"{len(files)} file(s) up to date")
+
+
+@cli.command()
+@repo_option
+@repository_option
+@click.option("--all", "all_", is_flag=True, help="Every app-version (the default without other selectors).")
+@click.option("--changed-from", metavar="REV", help="Only app-versions whose files changed since REV.")
+@click.option("--changed-to", metavar="REV", default="HEAD", show_default=True)
+@click.option("--app", help="Only this app.")
+@click.option("--version", "version", help="Only this version (with --app).")
+@click.option("--format", "fmt", type=click.Choice(["json", "text", "github"]), default="text", show_default=True)
+def plan(repo, repository, all_, changed_from, changed_to, app, version, fmt) -> None:
+    """Print what to build: one target per app-version and arch, one manifest list per app-version."""
+    from . import config as config_mod
+    from . import plan as plan_mod
+    from . import report
+
+    if version and not app:
+        raise click.UsageError("--version needs --app")
+    if all_ and changed_from:
+        raise click.UsageError("--all and --changed-from are mutually exclusive")
+    config = config_mod.load(repo, {"repository": repository})
+    found = plan_mod.discover(repo, config)
+    changed = None
+    if changed_from and changed_from.strip("0"):
+        from . import git
+
+        changed = git.changed_files(repo, changed_from, changed_to)
+    if app and version and not any(av.key == (app, version) for av in found):
+        extra = plan_mod.template_version(repo, config, app, version)
+        from .model import TAG
+
+        if extra is None or not TAG.fullmatch(version):
+            raise UserError(f"{config.apps_dir}/{app}/{version}: no such app-version (and no latest/ template to make it)")
+        found = found + (extra,)
+    selected = plan_mod.select(found, app=app, version=version, changed=changed)
+    click.echo(report.plan(plan_mod.build_plan(config, selected), fmt), nl=False)
+
+
+@cli.command()
+@click.argument("context", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--image", "image_tag", required=True, metavar="NAME:TAG", help="Per-arch ref is NAME:TAG-ARCH.")
+@click.option("--arch", required=True, type=click.Choice(["amd64", "arm64"]))
+@click.option("--file", "file_", help="Kubefile path (default: Kubefile, Dockerfile or Sealfile in CONTEXT).")
+@click.option("--builder", type=click.Choice(["sealos", "buildah"]), default="sealos", show_default=True)
+@click.option("--push", is_flag=True, help="Push NAME:TAG-ARCH after the build.")
+@click.option("--tls-verify/--no-tls-verify", default=True, show_default=True)
+@click.option("--retries", type=click.IntRange(1, 10), default=3, show_default=True)
+def build(context, image_tag, arch, file_, builder, push, tls_verify, retries) -> None:
+    """Build one arch of a cluster image locally, with the action's own scripts."""
+    from . import runner
+
+    out = runner.build(
+        str(context), image_tag, arch, file=file_, builder=builder, push=push, tls_verify=tls_verify, retries=retries
+    )
+    click.echo(json.dumps(out, sort_keys=True))
+
+
+@cli.command()
+@click.argument("image_tag", metavar="NAME:TAG")
+@click.option("--arch", "arches", multiple=True, required=True, type=click.Choice(["amd64", "arm64"]))
+@click.option("--tls-verify/--no-tls-verify", default=True, show_default=True)
+@click.option("--retries", type=click.IntRange(1, 10), default=3, show_default=True)
+def manifest(image_tag, arches, tls_verify, retries) -> None:
+    """Create, push and verify the manifest list NAME:TAG from NAME:TAG-ARCH images."""
+    from . import runner
+
+    out = runner.manifest(image_tag, list(arches), tls_verify=tls_verify, retries=retries)
+    click.echo(json.dumps(out, sort_keys=True))
+
+
+def main(argv: list[str] | None = None) -> int:
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="clusterimg-gen", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except FatalError as exc:
+        if debug:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - last resort: one line, not a traceback
+        if debug:
+            raise
+        click.echo(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", err=True)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,253 @@
+"""clusterimage.yaml → Config. Every check names the file, the key and the value."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from . import yamlio
+from .errors import ConfigError
+from .model import (
+    BRANCH,
+    BUILD_ARG,
+    COMPONENT,
+    CONFIG_FILE,
+    LABEL,
+    REGISTRY,
+    REMOTE_ACTION,
+    SECRET,
+    TAG,
+    TOOL_VERSION,
+    AppOptions,
+    Arch,
+    Builder,
+    Config,
+    Tools,
+)
+
+KEYS = {
+    "registry", "repository", "apps_dir", "arches", "runners", "schedule", "action", "branches", "builder",
+    "tools", "tls_verify", "secrets", "sealos_version", "buildah_version", "apps",
+}
+APP_KEYS = {"arches", "versions", "build_args"}
+# Text that GitHub or a shell would evaluate if it ever reached a workflow or a script.
+INJECTION = re.compile(r"\$\{\{|\$\(|`|[\r\n\x00]")
+CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
+
+
+def load(repo: Path, overrides: dict | None = None) -> Config:
+    """Defaults, then clusterimage.yaml, then overrides (from flags)."""
+    path = repo / CONFIG_FILE
+    data: dict = {}
+    if path.exists():
+        try:
+            data = yamlio.load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1}" if mark else "file"
+            raise ConfigError(CONFIG_FILE, where, _first_line(exc), "valid YAML") from exc
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(CONFIG_FILE, "(top level)", type(data).__name__, "a mapping of keys")
+    data = {**data, **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    config = parse(data)
+    apps_dir = repo / config.apps_dir
+    if not apps_dir.is_dir():
+        raise ConfigError(CONFIG_FILE, "apps_dir", config.apps_dir, "an existing directory in the repository")
+    return config
+
+
+def parse(data: dict) -> Config:
+    c = _Checker(CONFIG_FILE)
+    for key in data:
+        if key not in KEYS:
+            c.fail(str(key), key, "one of " + ", ".join(sorted(KEYS)))
+    for key, value in data.items():
+        c.no_injection(key, value)
+    kw: dict = {}
+    if "registry" in data:
+        kw["registry"] = c.match("registry", data["registry"], REGISTRY, "a registry host such as docker.io or ghcr.io")
+    if "repository" not in data:
+        c.fail("repository", None, "a namespace such as labring (set it in clusterimage.yaml or pass --repository)")
+    repository = c.string("repository", data["repository"])
+    if not all(COMPONENT.fullmatch(p) for p in repository.split("/")):
+        c.fail("repository", repository, "lowercase OCI path components separated by /")
+    kw["repository"] = repository
+    if "apps_dir" in data:
+        apps_dir = c.string("apps_dir", data["apps_dir"])
+        parts = Path(apps_dir).parts
+        if not parts or Path(apps_dir).is_absolute() or ".." in parts:
+            c.fail("apps_dir", apps_dir, "a relative path inside the repository")
+        kw["apps_dir"] = Path(apps_dir).as_posix()
+    if "arches" in data:
+        kw["arches"] = c.arches("arches", data["arches"])
+    if "runners" in data:
+        runners = c.mapping("runners", data["runners"])
+        merged = {a: a.default_runner for a in Arch}
+        for arch, labels in runners.items():
+            merged[c.arch("runners", arch)] = c.labels(f"runners.{arch}", labels)
+        kw["runners"] = merged
+    kw["schedule"] = c.schedule("schedule", data["schedule"]) if "schedule" in data else derived_schedule(repository)
+    if data.get("action") is not None:
+        kw["action"] = c.action("action", data["action"])
+    if "branches" in data:
+        kw["branches"] = tuple(c.match("branches", b, BRANCH, "a branch name") for b in c.seq("branches", data["branches"]))
+    if "builder" in data:
+        kw["builder"] = c.enum("builder", data["builder"], Builder)
+    if "tools" in data:
+        kw["tools"] = c.enum("tools", data["tools"], Tools)
+    if "tls_verify" in data:
+        kw["tls_verify"] = c.boolean("tls_verify", data["tls_verify"])
+    if "secrets" in data:
+        secrets = c.mapping("secrets", data["secrets"])
+        for key, value in secrets.items():
+            if key not in ("username", "password"):
+                c.fail(f"secrets.{key}", key, "username or password")
+            kw[f"{key}_secret"] = c.match(f"secrets.{key}", value, SECRET, "a secret name (letters, digits, _; not GITHUB_)")
+    for tool in ("sealos_version", "buildah_version"):
+        if tool in data:
+            kw[tool] = c.match(tool, str(data[tool]).removeprefix("v"), TOOL_VERSION, "a release version such as 5.1.1")
+    if "apps" in data:
+        kw["apps"] = {
+            c.match("apps", app, COMPONENT, "an app name"): c.app(f"apps.{app}", opts)
+            for app, opts in c.mapping("apps", data["apps"]).items()
+        }
+    return Config(**kw)
+
+
+def derived_schedule(repository: str) -> str:
+    """Weekly, at a time spread by the repository name so many repos don't fire together."""
+    n = int.from_bytes(repository.encode(), "big") % (59 * 24 * 7)
+    return f"{n % 59 + 1} {n // 59 % 24} * * {n // (59 * 24)}"
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(getattr(exc, "problem", None) or exc).splitlines()[0]
+
+
+class _Checker:
+    def __init__(self, file: str):
+        self.file = file
+
+    def fail(self, key: str, value: object, expected: str):
+        raise ConfigError(self.file, key, value, expected)
+
+    def no_injection(self, key: str, value: object):
+        if isinstance(value, str):
+            if INJECTION.search(value):
+                self.fail(key, value, "plain text without ${{, $(, backticks or newlines")
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                self.no_injection(f"{key}.{k}", k)
+                self.no_injection(f"{key}.{k}", v)
+        elif isinstance(value, list):
+            for v in value:
+                self.no_injection(key, v)
+
+    def string(self, key: str, value: object) -> str:
+        if not isinstance(value, str) or not value:
+            self.fail(key, value, "a non-empty string")
+        return value
+
+    def match(self, key: str, value: object, rx: re.Pattern, expected: str) -> str:
+        if not isinstance(value, str) or not rx.fullmatch(value):
+            self.fail(key, value, expected)
+        return value
+
+    def seq(self, key: str, value: object) -> list:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not value:
+            self.fail(key, value, "a non-empty list")
+        return value
+
+    def mapping(self, key: str, value: object) -> dict:
+        if not isinstance(value, dict):
+            self.fail(key, value, "a mapping")
+        return value
+
+    def boolean(self, key: str, value: object) -> bool:
+        if not isinstance(value, bool):
+            self.fail(key, value, "true or false")
+        return value
+
+    def enum(self, key: str, value: object, kind):
+        try:
+            return kind(value)
+        except ValueError:
+            self.fail(key, value, "one of " + ", ".join(m.value for m in kind))
+
+    def arch(self, key: str, value: object) -> Arch:
+        return self.enum(key, value, Arch)
+
+    def arches(self, key: str, value: object) -> tuple[Arch, ...]:
+        arches = tuple(self.arch(key, a) for a in self.seq(key, value))
+        if len(set(arches)) != len(arches):
+            self.fail(key, value, "each arch once")
+        return tuple(sorted(arches, key=list(Arch).index))
+
+    def labels(self, key: str, value: object) -> tuple[str, ...]:
+        return tuple(self.match(key, v, LABEL, "a runner label") for v in self.seq(key, value))
+
+    def schedule(self, key: str, value: object) -> str | None:
+        if value is False:
+            return None
+        if not isinstance(value, str):
+            self.fail(key, value, "a 5-field cron string or false")
+        fields = value.split()
+        if len(fields) != 5:
+            self.fail(key, value, "5 cron fields: minute hour day-of-month month day-of-week")
+        for text, (lo, hi) in zip(fields, CRON_RANGES):
+            if not _cron_field_ok(text, lo, hi):
+                self.fail(key, value, f"each field in range; {text!r} is not within {lo}-{hi}")
+        return " ".join(fields)
+
+    def action(self, key: str, value: object) -> str:
+        value = self.string(key, value)
+        if value.startswith("./"):
+            parts = Path(value).parts
+            if ".." in parts or not re.fullmatch(r"\./[A-Za-z0-9_./-]*", value):
+                self.fail(key, value, "a ./path inside the repository")
+            return value
+        if REMOTE_ACTION.fullmatch(value):
+            return value
+        self.fail(key, value, "a ./path, or owner/repo@<40-hex commit SHA> (tags are not immutable)")
+
+    def app(self, key: str, value: object) -> AppOptions:
+        opts = self.mapping(key, value if value is not None else {})
+        for k in opts:
+            if k not in APP_KEYS:
+                self.fail(f"{key}.{k}", k, "one of " + ", ".join(sorted(APP_KEYS)))
+        kw: dict = {}
+        if "arches" in opts:
+            kw["arches"] = self.arches(f"{key}.arches", opts["arches"])
+        if "versions" in opts:
+            kw["versions"] = tuple(
+                self.match(f"{key}.versions", str(v), TAG, "an OCI tag") for v in self.seq(f"{key}.versions", opts["versions"])
+            )
+        if "build_args" in opts:
+            args = self.mapping(f"{key}.build_args", opts["build_args"])
+            for name, val in args.items():
+                self.match(f"{key}.build_args", name, BUILD_ARG, "a build-arg name")
+                if not isinstance(val, (str, int, float)) or isinstance(val, bool):
+                    self.fail(f"{key}.build_args.{name}", val, "a string")
+            kw["build_args"] = tuple(sorted((k, str(v)) for k, v in args.items()))
+        return AppOptions(**kw)
+
+
+def _cron_field_ok(text: str, lo: int, hi: int) -> bool:
+    for part in text.split(","):
+        m = re.fullmatch(r"(\*|(\d+)(?:-(\d+))?)(?:/(\d+))?", part)
+        if not m:
+            return False
+        start, end, step = m.group(2), m.group(3), m.group(4)
+        if step is not None and int(step) < 1:
+            return False
+        if start is not None:
+            a, b = int(start), int(end) if end is not None else int(start)
+            if not (lo <= a <= b <= hi):
+                return False
+    return True

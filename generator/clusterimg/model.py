@@ -1,0 +1,142 @@
+"""The resolved model: every default filled in, every value validated."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+
+# OCI distribution spec: one path component of a repository name, and a tag.
+COMPONENT = re.compile(r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*")
+TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+REGISTRY = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::[0-9]{1,5})?")
+LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+SECRET = re.compile(r"(?!GITHUB_)[A-Za-z_][A-Za-z0-9_]*")
+BUILD_ARG = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+BRANCH = re.compile(r"[A-Za-z0-9._/-]+")
+TOOL_VERSION = re.compile(r"[0-9]+(?:\.[0-9]+){1,3}|[a-z][a-z0-9.-]*")
+REMOTE_ACTION = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_./-]+)?@[0-9a-f]{40}")
+
+BUILD_FILES = ("Kubefile", "Dockerfile", "Sealfile")
+CONFIG_FILE = "clusterimage.yaml"
+VENDOR_DIR = ".github/actions/clusterimage"
+WORKFLOW_FILE = "clusterimage.yml"
+
+
+class Arch(str, Enum):
+    AMD64 = "amd64"
+    ARM64 = "arm64"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def default_runner(self) -> tuple[str, ...]:
+        return {"amd64": ("ubuntu-24.04",), "arm64": ("ubuntu-24.04-arm",)}[self.value]
+
+
+class Builder(str, Enum):
+    SEALOS = "sealos"
+    BUILDAH = "buildah"
+
+
+class Tools(str, Enum):
+    DOWNLOAD = "download"
+    SYSTEM = "system"
+
+
+# Tool versions the action downloads unless config says otherwise.
+SEALOS_VERSION = "5.1.1"
+BUILDAH_VERSION = "depend"  # the labring release tag that carries buildah.linux.<arch>
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppOptions:
+    arches: tuple[Arch, ...] | None = None
+    versions: tuple[str, ...] = ()
+    build_args: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    file: str = CONFIG_FILE
+    registry: str = "docker.io"
+    repository: str
+    apps_dir: str = "applications"
+    arches: tuple[Arch, ...] = (Arch.AMD64, Arch.ARM64)
+    runners: dict[Arch, tuple[str, ...]] = field(default_factory=lambda: {a: a.default_runner for a in Arch})
+    schedule: str | None = None
+    action: str | None = None
+    branches: tuple[str, ...] = ("main",)
+    builder: Builder = Builder.SEALOS
+    tools: Tools = Tools.DOWNLOAD
+    tls_verify: bool = True
+    username_secret: str = "REGISTRY_USERNAME"
+    password_secret: str = "REGISTRY_PASSWORD"
+    sealos_version: str = SEALOS_VERSION
+    buildah_version: str = BUILDAH_VERSION
+    apps: dict[str, AppOptions] = field(default_factory=dict)
+
+    @property
+    def action_ref(self) -> str:
+        """What `uses:` names for the build action; sub-actions hang off it."""
+        return self.action or "./" + VENDOR_DIR
+
+    def uses(self, sub: str = "") -> str:
+        ref = self.action_ref
+        if ref.startswith("./"):
+            return ref.rstrip("/") + ("/" + sub if sub else "") if ref != "./" else "./" + sub
+        path, _, sha = ref.partition("@")
+        return f"{path}/{sub}@{sha}" if sub else ref
+
+    def image_name(self, app: str) -> str:
+        return f"{self.registry}/{self.repository}/{app}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppVersion:
+    app: str
+    version: str
+    context: str  # repo-relative, posix
+    file: str  # repo-relative, posix
+    arches: tuple[Arch, ...]
+    prepare: bool  # the context is a template with init.sh
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.app, self.version)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Target:
+    app: str
+    version: str
+    arch: Arch
+    runner: tuple[str, ...]
+    context: str
+    file: str
+    name: str  # image name without tag
+    prepare: bool
+    build_args: str  # newline-separated KEY=VALUE
+
+    @property
+    def image(self) -> str:
+        return f"{self.name}:{self.version}-{self.arch}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Manifest:
+    app: str
+    version: str
+    name: str
+    arches: tuple[Arch, ...]
+
+    @property
+    def image(self) -> str:
+        return f"{self.name}:{self.version}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    build: tuple[Target, ...]
+    manifest: tuple[Manifest, ...]

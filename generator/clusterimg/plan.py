@@ -1,0 +1,119 @@
+"""Pure planning: a repository tree and a Config → what to build, per arch, and which lists to publish."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePosixPath
+
+from .errors import UserError
+from .model import BUILD_FILES, COMPONENT, CONFIG_FILE, TAG, AppVersion, Arch, Config, Manifest, Plan, Target
+
+TEMPLATE_DIR = "latest"
+TEMPLATE_SCRIPT = "init.sh"
+
+
+def discover(repo: Path, config: Config) -> tuple[AppVersion, ...]:
+    """Every app-version in the tree, plus the versions config names for `latest/` templates."""
+    found: list[AppVersion] = []
+    root = repo / config.apps_dir
+    for app_entry in _dirs(root):
+        app = app_entry.name
+        where = f"{config.apps_dir}/{app}"
+        if not COMPONENT.fullmatch(app):
+            raise UserError(f"{where}: app name {app!r}: expected a lowercase OCI repository component ([a-z0-9] with . _ -)")
+        opts = config.apps.get(app)
+        arches = opts.arches if opts and opts.arches else config.arches
+        concrete: set[str] = set()
+        for ver_entry in _dirs(Path(app_entry.path)):
+            names = set(os.listdir(ver_entry.path))
+            context = f"{where}/{ver_entry.name}"
+            if ver_entry.name == TEMPLATE_DIR or TEMPLATE_SCRIPT in names:
+                for version in opts.versions if opts else ():
+                    found.append(_app_version(app, version, context, names, arches, prepare=True))
+                continue
+            if not names.intersection(BUILD_FILES):
+                continue
+            if not TAG.fullmatch(ver_entry.name):
+                raise UserError(f"{context}: version {ver_entry.name!r}: expected an OCI tag ([A-Za-z0-9_][A-Za-z0-9_.-]*)")
+            concrete.add(ver_entry.name)
+            version_arches = arches
+            if "build_arch" in names:
+                version_arches = (_build_arch(Path(ver_entry.path) / "build_arch", f"{context}/build_arch"),)
+            found.append(_app_version(app, ver_entry.name, context, names, version_arches, prepare=False))
+        clash = concrete.intersection(opts.versions if opts else ())
+        if clash:
+            raise UserError(
+                f"{CONFIG_FILE}: apps.{app}.versions: {sorted(clash)[0]!r}: expected a version without its own directory"
+            )
+    return tuple(sorted(found, key=lambda av: av.key))
+
+
+def template_version(repo: Path, config: Config, app: str, version: str) -> AppVersion | None:
+    """A dispatch may name a version of a `latest/` template that config does not list."""
+    app_dir = repo / config.apps_dir / app
+    if not app_dir.is_dir():
+        return None
+    for entry in _dirs(app_dir):
+        names = set(os.listdir(entry.path))
+        if entry.name == TEMPLATE_DIR or TEMPLATE_SCRIPT in names:
+            opts = config.apps.get(app)
+            arches = opts.arches if opts and opts.arches else config.arches
+            context = f"{config.apps_dir}/{app}/{entry.name}"
+            return _app_version(app, version, context, names, arches, prepare=True)
+    return None
+
+
+def select(
+    found: tuple[AppVersion, ...],
+    *,
+    app: str | None = None,
+    version: str | None = None,
+    changed: list[str] | None = None,
+) -> tuple[AppVersion, ...]:
+    """Filter by --app/--version, and by the paths a diff touched (None: no diff filter)."""
+    out = [av for av in found if (app is None or av.app == app) and (version is None or av.version == version)]
+    if changed is None or CONFIG_FILE in changed:
+        return tuple(out)
+    changed_paths = [PurePosixPath(p) for p in changed]
+    return tuple(av for av in out if any(_under(p, av.context) for p in changed_paths))
+
+
+def build_plan(config: Config, selected: tuple[AppVersion, ...]) -> Plan:
+    targets: list[Target] = []
+    manifests: list[Manifest] = []
+    for av in selected:
+        name = config.image_name(av.app)
+        opts = config.apps.get(av.app)
+        build_args = "\n".join(f"{k}={v}" for k, v in opts.build_args) if opts else ""
+        for arch in av.arches:
+            targets.append(
+                Target(
+                    app=av.app, version=av.version, arch=arch, runner=config.runners[arch], context=av.context,
+                    file=av.file, name=name, prepare=av.prepare, build_args=build_args,
+                )
+            )
+        manifests.append(Manifest(app=av.app, version=av.version, name=name, arches=av.arches))
+    return Plan(build=tuple(targets), manifest=tuple(manifests))
+
+
+def _dirs(path: Path):
+    with os.scandir(path) as it:
+        entries = [e for e in it if e.is_dir() and not e.name.startswith(".")]
+    return sorted(entries, key=lambda e: e.name)
+
+
+def _app_version(app, version, context, names, arches, *, prepare) -> AppVersion:
+    file = next((f for f in BUILD_FILES if f in names), BUILD_FILES[0])
+    return AppVersion(app=app, version=version, context=context, file=f"{context}/{file}", arches=tuple(arches), prepare=prepare)
+
+
+def _build_arch(path: Path, shown: str) -> Arch:
+    text = path.read_text(encoding="utf-8").strip()
+    try:
+        return Arch(text)
+    except ValueError:
+        raise UserError(f"{shown}: {text!r}: expected one of " + ", ".join(a.value for a in Arch)) from None
+
+
+def _under(path: PurePosixPath, directory: str) -> bool:
+    return path == PurePosixPath(directory) or PurePosixPath(directory) in path.parents

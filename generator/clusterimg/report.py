@@ -1,0 +1,37 @@
+"""Present a Plan as JSON, text, or GitHub step outputs."""
+
+from __future__ import annotations
+
+import json
+
+from .model import Plan
+
+
+def plan_data(plan: Plan) -> dict:
+    return {
+        "build": [
+            {
+                "app": t.app, "version": t.version, "arch": t.arch.value,
+                "runner": t.runner[0] if len(t.runner) == 1 else list(t.runner),
+                "context": t.context, "file": t.file, "name": t.name, "image": t.image,
+                "prepare": t.prepare, "build_args": t.build_args,
+            }
+            for t in plan.build
+        ],
+        "manifest": [
+            {"app": m.app, "version": m.version, "name": m.name, "image": m.image, "arches": [a.value for a in m.arches]}
+            for m in plan.manifest
+        ],
+    }
+
+
+def plan(plan: Plan, fmt: str) -> str:
+    data = plan_data(plan)
+    if fmt == "json":
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+    if fmt == "github":
+        return "".join(f"{k}={json.dumps(v, sort_keys=True, separators=(',', ':'))}\n" for k, v in data.items())
+    lines = [f"{len(data['build'])} build(s), {len(data['manifest'])} manifest list(s)"]
+    lines += [f"  build    {t['image']}  on {t['runner']}  from {t['file']}" for t in data["build"]]
+    lines += [f"  manifest {m['image']}  [{', '.join(m['arches'])}]" for m in data["manifest"]]
+    return "\n".join(lines) + "\n"

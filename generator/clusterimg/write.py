@@ -1,0 +1,70 @@
+"""The only module that writes generated files: all of them or none, and only when they differ."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from .model import VENDOR_DIR
+from .render import is_ours
+
+OWNED_DIRS = (".github/workflows", VENDOR_DIR)
+
+
+def diff(repo: Path, files: dict[str, str]) -> tuple[list[str], list[str]]:
+    """(paths to write, stale paths to remove): what `write` would do."""
+    changed = []
+    for rel, text in sorted(files.items()):
+        path = repo / rel
+        try:
+            if path.read_bytes() == text.encode("utf-8"):
+                continue
+        except FileNotFoundError:
+            pass
+        changed.append(rel)
+    stale = []
+    for owned in OWNED_DIRS:
+        base = repo / owned
+        if not base.is_dir():
+            continue
+        for path in sorted(p for p in base.rglob("*") if p.is_file()):
+            rel = path.relative_to(repo).as_posix()
+            if rel not in files and _carries_header(path):
+                stale.append(rel)
+    return changed, stale
+
+
+def write(repo: Path, files: dict[str, str]) -> tuple[list[str], list[str]]:
+    changed, stale = diff(repo, files)
+    staged: list[tuple[str, Path]] = []
+    try:
+        for rel in changed:
+            target = repo / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(files[rel].encode("utf-8"))
+            if rel.endswith(".sh"):
+                os.chmod(tmp, 0o755)
+            else:
+                os.chmod(tmp, 0o644)
+            staged.append((tmp, target))
+    except BaseException:
+        for tmp, _ in staged:
+            os.unlink(tmp)
+        raise
+    # Every file is on disk before the first rename, so a failure above leaves the tree untouched.
+    for tmp, target in staged:
+        os.replace(tmp, target)
+    for rel in stale:
+        (repo / rel).unlink()
+    return changed, stale
+
+
+def _carries_header(path: Path) -> bool:
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return is_ours("".join(fh.readline() for _ in range(3)))
+    except (UnicodeDecodeError, OSError):
+        return False

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Plan job: install clusterimg-gen from this action's own checkout, then map the event to `plan` flags.
+set -euo pipefail
+
+root=$(cd "$CIMG_ACTION_PATH/.." && pwd)
+venv=${RUNNER_TEMP:-${TMPDIR:-/tmp}}/clusterimg-gen-venv
+if [[ ! -x "$venv/bin/clusterimg-gen" ]]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "$root"
+fi
+
+args=(plan --repo "${CIMG_REPO:-.}")
+case "${CIMG_EVENT:-}" in
+  push)
+    # A new branch has no `before`: build everything.
+    if [[ -n "${CIMG_BEFORE:-}" && "${CIMG_BEFORE//0/}" != "" ]]; then
+      args+=(--changed-from "$CIMG_BEFORE" --changed-to HEAD)
+    fi
+    ;;
+  pull_request)
+    if [[ -n "${CIMG_BASE:-}" ]]; then
+      args+=(--changed-from "$CIMG_BASE" --changed-to HEAD)
+    fi
+    ;;
+  workflow_dispatch)
+    if [[ -n "${CIMG_APP:-}" ]]; then
+      args+=(--app "$CIMG_APP")
+      if [[ -n "${CIMG_VERSION:-}" ]]; then
+        args+=(--version "$CIMG_VERSION")
+      fi
+    fi
+    ;;
+  *) ;;
+esac
+
+"$venv/bin/clusterimg-gen" "${args[@]}" --format github >> "${GITHUB_OUTPUT:-/dev/stdout}"
+if [[ -n "${GITHUB_STEP_SUMMARY:-}" ]]; then
+  {
+    echo '```'
+    "$venv/bin/clusterimg-gen" "${args[@]}" --format text
+    echo '```'
+  } >> "$GITHUB_STEP_SUMMARY"
+fi
