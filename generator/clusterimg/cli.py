@@ -34,9 +34,11 @@ def cli(ctx: click.Context, debug: bool) -> None:
 def workflows(repo: Path, repository: str | None, check: bool) -> None:
     """Render .github/workflows/ (and the action copy) from the tree and clusterimage.yaml."""
     from . import config as config_mod
+    from . import plan as plan_mod
     from . import render, write
 
     config = config_mod.load(repo, {"repository": repository})
+    plan_mod.discover(repo, config)  # the tree must be valid before anything is written
     files = render.render(config)
     if check:
         changed, stale = write.diff(repo, files)

@@ -43,13 +43,10 @@ def write(repo: Path, files: dict[str, str]) -> tuple[list[str], list[str]]:
             target = repo / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+            staged.append((tmp, target))
             with os.fdopen(fd, "wb") as fh:
                 fh.write(files[rel].encode("utf-8"))
-            if rel.endswith(".sh"):
-                os.chmod(tmp, 0o755)
-            else:
-                os.chmod(tmp, 0o644)
-            staged.append((tmp, target))
+            os.chmod(tmp, 0o755 if rel.endswith(".sh") else 0o644)
     except BaseException:
         for tmp, _ in staged:
             os.unlink(tmp)

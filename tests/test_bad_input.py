@@ -1,0 +1,88 @@
+"""Bad input: exit 2, one line naming file, key and value, no traceback, nothing written."""
+
+import pytest
+
+from conftest import KUBEFILE, snapshot
+
+CASES = {
+    "broken-yaml": ("repository: [acme\n", "clusterimage.yaml: line"),
+    "not-a-mapping": ("- repository\n", "(top level)"),
+    "unknown-key": ("repository: acme\nregistri: ghcr.io\n", "registri"),
+    "unknown-app-key": ("repository: acme\napps:\n  calico:\n    arch: [amd64]\n", "apps.calico.arch"),
+    "missing-repository": ("registry: ghcr.io\n", "repository"),
+    "unknown-arch": ("repository: acme\narches: [amd64, riscv64]\n", "'riscv64'"),
+    "unknown-runner-arch": ("repository: acme\nrunners:\n  s390x: big\n", "runners: 's390x'"),
+    "cron-four-fields": ("repository: acme\nschedule: '0 3 * *'\n", "5 cron fields"),
+    "cron-minute-60": ("repository: acme\nschedule: '60 3 * * 1'\n", "'60' is not within 0-59"),
+    "cron-text": ("repository: acme\nschedule: weekly\n", "schedule"),
+    "cron-dow-7": ("repository: acme\nschedule: '5 3 * * 7'\n", "within 0-6"),
+    "illegal-repository": ("repository: Acme/Images\n", "'Acme/Images'"),
+    "illegal-registry": ("repository: acme\nregistry: 'https://ghcr.io'\n", "registry"),
+    "apps-dir-missing": ("repository: acme\napps_dir: apps\n", "apps_dir: 'apps'"),
+    "apps-dir-escapes": ("repository: acme\napps_dir: ../elsewhere\n", "apps_dir"),
+    "action-tag-not-sha": ("repository: acme\naction: acme/clusterimage-action@v1\n", "40-hex"),
+    "action-dotdot": ("repository: acme\naction: ./../x\n", "action"),
+    "shell-injection": ("repository: acme\nbranches: ['main$(curl evil)']\n", "$("),
+    "expression-injection": ("repository: acme\napps:\n  calico:\n    build_args:\n      A: '${{ secrets.X }}'\n", "${{"),
+    "backticks": ("repository: acme\nregistry: '`id`'\n", "`id`"),
+    "newline": ('repository: acme\napps:\n  calico:\n    build_args:\n      A: "a\\nb"\n', "apps.calico.build_args.A"),
+    "secret-name": ("repository: acme\nsecrets:\n  password: GITHUB_TOKEN\n", "GITHUB_TOKEN"),
+    "bool-not-string": ("repository: acme\ntls_verify: 'no'\n", "tls_verify"),
+    "template-version-clash": (
+        "repository: acme\napps:\n  calico:\n    versions: [v3.26.1]\n", "apps.calico.versions"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("command", ["workflows", "plan"])
+def test_bad_config_is_one_line_exit_2_and_writes_nothing(cli, tree, name, command):
+    config, needle = CASES[name]
+    files = {"applications/calico/v3.26.1/Kubefile": KUBEFILE}
+    if name == "template-version-clash":
+        files["applications/calico/latest/init.sh"] = "#!/bin/sh\n"
+        files["applications/calico/latest/Kubefile"] = KUBEFILE
+    repo = tree(files, config=config)
+    before = snapshot(repo)
+    result = cli(command, "--repo", repo)
+    assert result.code == 2, result.err
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, result.err
+    assert "Traceback" not in result.err
+    assert needle in lines[0]
+    if name not in ("template-version-clash",):
+        assert lines[0].startswith("error: clusterimage.yaml: ")
+    assert snapshot(repo) == before
+
+
+@pytest.mark.parametrize(
+    "files, needle",
+    [
+        ({"applications/Calico/v1/Kubefile": KUBEFILE}, "applications/Calico: app name 'Calico'"),
+        ({"applications/calico/v1+x/Kubefile": KUBEFILE}, "applications/calico/v1+x: version 'v1+x'"),
+        ({"applications/calico/v1/Kubefile": KUBEFILE, "applications/calico/v1/build_arch": "x86\n"},
+         "applications/calico/v1/build_arch: 'x86'"),
+    ],
+)
+def test_illegal_tree_names_the_directory(cli, tree, files, needle):
+    repo = tree(files)
+    before = snapshot(repo)
+    result = cli("workflows", "--repo", repo)
+    assert result.code == 2
+    assert needle in result.err and len(result.err.strip().splitlines()) == 1
+    assert snapshot(repo) == before
+
+
+def test_debug_shows_the_traceback(tree):
+    from clusterimg.cli import main
+    from clusterimg.errors import ConfigError
+
+    repo = tree(config="repository: acme\narches: [mips]\n")
+    with pytest.raises(ConfigError):
+        main(["--debug", "workflows", "--repo", str(repo)])
+
+
+def test_missing_repository_can_come_from_the_flag(cli, tree):
+    repo = tree(config=None)
+    assert cli("workflows", "--repo", repo).code == 2
+    assert cli("workflows", "--repo", repo, "--repository", "acme").code == 0

@@ -1,0 +1,95 @@
+"""Every generated workflow, every action.yml and every script passes the linters with zero findings."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import GOLDEN, ROOT, copy_scenario
+
+SCENARIOS = sorted(p.name for p in GOLDEN.iterdir() if (p / "repo").is_dir())
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    assert path, f"{name} is not on PATH; install the test extras (pip install '.[test]')"
+    return path
+
+
+def zizmor(*paths: Path) -> list:
+    proc = subprocess.run(
+        [tool("zizmor"), "--offline", "--persona", "pedantic", "--format", "json", *map(str, paths)],
+        capture_output=True, text=True,
+    )
+    assert proc.stdout.strip(), proc.stderr
+    return json.loads(proc.stdout)
+
+
+def actionlint(*files: Path) -> str:
+    tool("shellcheck")  # actionlint runs shellcheck on run: bodies only when it is on PATH
+    proc = subprocess.run([tool("actionlint"), *map(str, files)], capture_output=True, text=True)
+    return proc.stdout + proc.stderr if proc.returncode else ""
+
+
+def schema(kind: str, *files: Path) -> str:
+    proc = subprocess.run(
+        [tool("check-jsonschema"), "--builtin-schema", f"vendor.github-{kind}", *map(str, files)],
+        capture_output=True, text=True,
+    )
+    return "" if proc.returncode == 0 else proc.stdout + proc.stderr
+
+
+def generated(cli, tmp_path, name) -> Path:
+    repo, args = copy_scenario(name, tmp_path)
+    result = cli("workflows", "--repo", repo, *args)
+    assert result.code == 0, result.err
+    return repo
+
+
+def actions_in(root: Path) -> list[Path]:
+    return sorted(root.glob(".github/actions/**/action.yml"))
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_generated_scenario_passes_zizmor_actionlint_and_schema(cli, tmp_path, name):
+    repo = generated(cli, tmp_path, name)
+    workflows = sorted((repo / ".github/workflows").glob("*.yml"))
+    assert workflows
+    assert zizmor(repo / ".github") == []
+    assert actionlint(*workflows) == ""
+    assert schema("workflows", *workflows) == ""
+    if actions_in(repo):
+        assert schema("actions", *actions_in(repo)) == ""
+
+
+def test_own_actions_and_workflows_pass_zizmor_actionlint_and_schema():
+    actions = [ROOT / "action.yml", ROOT / "manifest/action.yml", ROOT / "plan/action.yml"]
+    workflows = sorted((ROOT / ".github/workflows").glob("*.yml"))
+    assert zizmor(*actions, *workflows) == []
+    assert schema("actions", *actions) == ""
+    assert schema("workflows", *workflows) == ""
+    assert actionlint(*workflows) == ""
+
+
+def test_every_shell_script_passes_shellcheck():
+    scripts = sorted(
+        p for p in ROOT.rglob("*.sh") if ".git" not in p.parts and "golden" not in p.parts
+    ) + sorted(p for p in (ROOT / "tests").rglob("fakes/*") if p.is_file())
+    assert len(scripts) >= 6
+    proc = subprocess.run([tool("shellcheck"), *map(str, scripts)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_linters_do_catch_a_broken_workflow(tmp_path):
+    """Guard against a linter setup that passes everything."""
+    wf = tmp_path / ".github/workflows/bad.yml"
+    wf.parent.mkdir(parents=True)
+    wf.write_text(
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    steps:\n"
+        "      - uses: actions/checkout@v4\n      - run: echo ${{ github.event.head_commit.message }}\n"
+    )
+    audits = {f["ident"] for f in zizmor(tmp_path / ".github")}
+    assert {"unpinned-uses", "template-injection", "artipacked"} <= audits
+    assert actionlint(wf) != ""

@@ -1,0 +1,127 @@
+import json
+
+from conftest import KUBEFILE, git
+
+
+def plan_json(cli, repo, *args):
+    result = cli("plan", "--repo", repo, "--format", "json", *args)
+    assert result.code == 0, result.err
+    return json.loads(result.out)
+
+
+def test_every_version_dir_with_a_kubefile_becomes_one_target_per_arch(cli, tree):
+    repo = tree({
+        "applications/calico/v3.26.1/Kubefile": KUBEFILE,
+        "applications/calico/v3.27.0/Dockerfile": KUBEFILE,
+        "applications/calico/docs/README.md": "not a version\n",
+    })
+    data = plan_json(cli, repo)
+    assert [(t["version"], t["arch"]) for t in data["build"]] == [
+        ("v3.26.1", "amd64"), ("v3.26.1", "arm64"), ("v3.27.0", "amd64"), ("v3.27.0", "arm64"),
+    ]
+    first = data["build"][0]
+    assert first == {
+        "app": "calico", "version": "v3.26.1", "arch": "amd64", "runner": "ubuntu-24.04",
+        "context": "applications/calico/v3.26.1", "file": "applications/calico/v3.26.1/Kubefile",
+        "name": "docker.io/acme/calico", "image": "docker.io/acme/calico:v3.26.1-amd64",
+        "prepare": False, "build_args": "",
+    }
+    assert data["build"][1]["runner"] == "ubuntu-24.04-arm"
+    assert data["build"][2]["file"].endswith("/Dockerfile")
+    assert data["manifest"][0] == {
+        "app": "calico", "version": "v3.26.1", "name": "docker.io/acme/calico",
+        "image": "docker.io/acme/calico:v3.26.1", "arches": ["amd64", "arm64"],
+    }
+
+
+def test_build_arch_file_limits_matrix_to_one_arch(cli, tree):
+    repo = tree({"applications/helm/v3.14.0/Kubefile": KUBEFILE, "applications/helm/v3.14.0/build_arch": "arm64\n"})
+    data = plan_json(cli, repo)
+    assert [t["arch"] for t in data["build"]] == ["arm64"]
+    assert data["manifest"][0]["arches"] == ["arm64"]
+
+
+def test_latest_template_builds_only_versions_named_in_config(cli, tree):
+    files = {"applications/nginx/latest/Kubefile": KUBEFILE, "applications/nginx/latest/init.sh": "#!/bin/sh\n"}
+    assert plan_json(cli, tree(files))["build"] == []
+    repo = tree(files, config="repository: acme\napps:\n  nginx:\n    versions: [v1.25.0]\n    arches: [amd64]\n")
+    data = plan_json(cli, repo)
+    assert [(t["version"], t["context"], t["prepare"]) for t in data["build"]] == [
+        ("v1.25.0", "applications/nginx/latest", True)
+    ]
+    assert all(t["version"] != "latest" for t in data["build"])
+
+
+def test_dispatch_may_name_a_template_version_config_does_not_list(cli, tree):
+    repo = tree({"applications/nginx/latest/Kubefile": KUBEFILE, "applications/nginx/latest/init.sh": "#!/bin/sh\n"})
+    data = plan_json(cli, repo, "--app", "nginx", "--version", "v1.26.0")
+    assert {t["version"] for t in data["build"]} == {"v1.26.0"}
+    missing = cli("plan", "--repo", repo, "--app", "calico", "--version", "v9")
+    assert missing.code == 2 and "no such app-version" in missing.err
+
+
+def test_app_and_version_select_one_app_version(cli, tree):
+    repo = tree({
+        "applications/calico/v3.26.1/Kubefile": KUBEFILE,
+        "applications/calico/v3.27.0/Kubefile": KUBEFILE,
+        "applications/helm/v3.14.0/Kubefile": KUBEFILE,
+    })
+    assert {t["app"] for t in plan_json(cli, repo, "--app", "calico")["build"]} == {"calico"}
+    data = plan_json(cli, repo, "--app", "calico", "--version", "v3.27.0")
+    assert {(t["app"], t["version"]) for t in data["build"]} == {("calico", "v3.27.0")}
+
+
+def test_changed_from_selects_only_app_versions_whose_files_changed(cli, tree):
+    repo = tree({
+        "applications/calico/v3.26.1/Kubefile": KUBEFILE,
+        "applications/helm/v3.14.0/Kubefile": KUBEFILE,
+    })
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "one")
+    base = git(repo, "rev-parse", "HEAD")
+    (repo / "applications/helm/v3.14.0/Kubefile").write_text(KUBEFILE + "# changed\n")
+    git(repo, "commit", "-qam", "two")
+    data = plan_json(cli, repo, "--changed-from", base)
+    assert {(t["app"], t["version"]) for t in data["build"]} == {("helm", "v3.14.0")}
+    assert plan_json(cli, repo, "--changed-from", "HEAD")["build"] == []
+    # A new branch pushes with an all-zero `before`: everything builds.
+    assert len(plan_json(cli, repo, "--changed-from", "0" * 40)["build"]) == 4
+
+
+def test_a_change_to_the_config_selects_every_app_version(cli, tree):
+    repo = tree({
+        "applications/calico/v3.26.1/Kubefile": KUBEFILE,
+        "applications/helm/v3.14.0/Kubefile": KUBEFILE,
+    })
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "one")
+    (repo / "clusterimage.yaml").write_text("repository: acme\nregistry: ghcr.io\n")
+    git(repo, "commit", "-qam", "two")
+    data = plan_json(cli, repo, "--changed-from", "HEAD~1")
+    assert len(data["build"]) == 4
+    assert data["build"][0]["image"].startswith("ghcr.io/acme/")
+
+
+def test_changed_from_an_unknown_rev_is_a_one_line_error(cli, tree):
+    repo = tree()
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "one")
+    result = cli("plan", "--repo", repo, "--changed-from", "no-such-rev")
+    assert result.code == 2
+    assert len(result.err.strip().splitlines()) == 1 and "no-such-rev" in result.err
+
+
+def test_runner_label_lists_reach_the_plan(cli, tree):
+    repo = tree(config="repository: acme\nrunners:\n  arm64: [self-hosted, arm64]\n")
+    data = plan_json(cli, repo)
+    assert [t["runner"] for t in data["build"]] == ["ubuntu-24.04", ["self-hosted", "arm64"]]
+
+
+def test_github_format_is_two_compact_output_lines(cli, tree):
+    result = cli("plan", "--repo", tree(), "--format", "github")
+    lines = result.out.splitlines()
+    assert [line.split("=", 1)[0] for line in lines] == ["build", "manifest"]
+    assert len(json.loads(lines[0].split("=", 1)[1])) == 2
