@@ -125,3 +125,21 @@ def test_github_format_is_two_compact_output_lines(cli, tree):
     lines = result.out.splitlines()
     assert [line.split("=", 1)[0] for line in lines] == ["build", "manifest"]
     assert len(json.loads(lines[0].split("=", 1)[1])) == 2
+
+
+def test_plan_and_workflows_do_not_import_ghapi(tree):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    repo = tree()
+    probe = (
+        "import sys; sys.path.insert(0, %r)\n"
+        "from clusterimg.cli import main\n"
+        "assert main(['plan', '--repo', %r, '--format', 'json']) == 0\n"
+        "assert main(['workflows', '--repo', %r]) == 0\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('ghapi', 'fastcore', 'urllib3', 'requests')))\n"
+    ) % (str(ROOT / "generator"), str(repo), str(repo))
+    out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"

