@@ -33,7 +33,9 @@ case "${CIMG_EVENT:-}" in
   *) ;;
 esac
 
-"$venv/bin/clusterimg-gen" "${args[@]}" --format github >> "${GITHUB_OUTPUT:-/dev/stdout}"
+"$venv/bin/clusterimg-gen" "${args[@]}" --format github \
+  --build-shards "${CIMG_BUILD_SHARDS:-1}" --manifest-shards "${CIMG_MANIFEST_SHARDS:-1}" --stages "${CIMG_STAGES:-1}" \
+  >> "${GITHUB_OUTPUT:-/dev/stdout}"
 if [[ -n "${GITHUB_STEP_SUMMARY:-}" ]]; then
   {
     echo '```'

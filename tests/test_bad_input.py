@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import KUBEFILE, snapshot
+from helpers import KUBEFILE, snapshot
 
 CASES = {
     "broken-yaml": ("repository: [acme\n", "clusterimage.yaml: line"),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GOLDEN, ROOT, copy_scenario
+from helpers import GOLDEN, ROOT, copy_scenario
 
 SCENARIOS = sorted(p.name for p in GOLDEN.iterdir() if (p / "repo").is_dir())
 

@@ -1,6 +1,6 @@
 import json
 
-from conftest import KUBEFILE, git
+from helpers import KUBEFILE, git
 
 
 def plan_json(cli, repo, *args):
@@ -24,13 +24,13 @@ def test_every_version_dir_with_a_kubefile_becomes_one_target_per_arch(cli, tree
         "app": "calico", "version": "v3.26.1", "arch": "amd64", "runner": "ubuntu-24.04",
         "context": "applications/calico/v3.26.1", "file": "applications/calico/v3.26.1/Kubefile",
         "name": "docker.io/acme/calico", "image": "docker.io/acme/calico:v3.26.1-amd64",
-        "prepare": False, "build_args": "",
+        "prepare": False, "build_args": "", "stage": 0,
     }
     assert data["build"][1]["runner"] == "ubuntu-24.04-arm"
     assert data["build"][2]["file"].endswith("/Dockerfile")
     assert data["manifest"][0] == {
         "app": "calico", "version": "v3.26.1", "name": "docker.io/acme/calico",
-        "image": "docker.io/acme/calico:v3.26.1", "arches": ["amd64", "arm64"],
+        "image": "docker.io/acme/calico:v3.26.1", "arches": ["amd64", "arm64"], "stage": 0,
     }
 
 
@@ -120,18 +120,22 @@ def test_runner_label_lists_reach_the_plan(cli, tree):
     assert [t["runner"] for t in data["build"]] == ["ubuntu-24.04", ["self-hosted", "arm64"]]
 
 
-def test_github_format_is_two_compact_output_lines(cli, tree):
+def test_github_format_is_one_compact_matrices_output(cli, tree):
     result = cli("plan", "--repo", tree(), "--format", "github")
-    lines = result.out.splitlines()
-    assert [line.split("=", 1)[0] for line in lines] == ["build", "manifest"]
-    assert len(json.loads(lines[0].split("=", 1)[1])) == 2
+    key, _, value = result.out.strip().partition("=")
+    assert key == "matrices" and "\n" not in value and " " not in value.replace("amd64 arm64", "")
+    assert json.loads(value) == {
+        "build_amd64": [{"app": "calico", "version": "v3.26.1"}],
+        "build_arm64": [{"app": "calico", "version": "v3.26.1"}],
+        "manifest": [{"app": "calico", "version": "v3.26.1", "arches": "amd64 arm64"}],
+    }
 
 
 def test_plan_and_workflows_do_not_import_ghapi(tree):
     import subprocess
     import sys
 
-    from conftest import ROOT
+    from helpers import ROOT
 
     repo = tree()
     probe = (

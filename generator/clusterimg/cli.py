@@ -38,8 +38,8 @@ def workflows(repo: Path, repository: str | None, check: bool) -> None:
     from . import render, write
 
     config = config_mod.load(repo, {"repository": repository})
-    plan_mod.discover(repo, config)  # the tree must be valid before anything is written
-    files = render.render(config)
+    found = plan_mod.discover(repo, config)  # the tree must be valid before anything is written
+    files = render.render(config, plan_mod.build_plan(config, found))
     if check:
         changed, stale = write.diff(repo, files)
         for rel in changed:
@@ -67,11 +67,15 @@ def workflows(repo: Path, repository: str | None, check: bool) -> None:
 @click.option("--app", help="Only this app.")
 @click.option("--version", "version", help="Only this version (with --app).")
 @click.option("--format", "fmt", type=click.Choice(["json", "text", "github"]), default="text", show_default=True)
-def plan(repo, repository, all_, changed_from, changed_to, app, version, fmt) -> None:
+@click.option("--build-shards", type=click.IntRange(1), default=1, help="Build jobs per stage and arch (github format).")
+@click.option("--manifest-shards", type=click.IntRange(1), default=1, help="Fan-in jobs per stage (github format).")
+@click.option("--stages", type=click.IntRange(1), default=1, help="Stages in the workflow (github format).")
+def plan(repo, repository, all_, changed_from, changed_to, app, version, fmt, build_shards, manifest_shards, stages):
     """Print what to build: one target per app-version and arch, one manifest list per app-version."""
     from . import config as config_mod
     from . import plan as plan_mod
     from . import report
+    from .layout import Layout
 
     if version and not app:
         raise click.UsageError("--version needs --app")
@@ -92,7 +96,8 @@ def plan(repo, repository, all_, changed_from, changed_to, app, version, fmt) ->
             raise UserError(f"{config.apps_dir}/{app}/{version}: no such app-version (and no latest/ template to make it)")
         found = found + (extra,)
     selected = plan_mod.select(found, app=app, version=version, changed=changed)
-    click.echo(report.plan(plan_mod.build_plan(config, selected), fmt), nl=False)
+    layout = Layout(arches=config.arches, build_shards=build_shards, manifest_shards=manifest_shards, stages=stages)
+    click.echo(report.plan(plan_mod.build_plan(config, selected), fmt, layout), nl=False)
 
 
 @cli.command()
@@ -125,6 +130,49 @@ def manifest(image_tag, arches, tls_verify, retries) -> None:
 
     out = runner.manifest(image_tag, list(arches), tls_verify=tls_verify, retries=retries)
     click.echo(json.dumps(out, sort_keys=True))
+
+
+@cli.command()
+@repo_option
+@click.option(
+    "--update", multiple=True, metavar="NAME",
+    help="Refresh only this entry (repeatable): an action such as actions/checkout, sealos or buildah.",
+)
+@click.option("--api-url", metavar="URL", help="GitHub API base [default: $GITHUB_API_URL or https://api.github.com].")
+def lock(repo: Path, update: tuple[str, ...], api_url: str | None) -> None:
+    """Pin actions to commit SHAs and sealos/buildah to a version and sha256 sums, in clusterimage.lock."""
+    from . import lock as lock_mod
+
+    for line in lock_mod.run(repo, update, api_url):
+        click.echo(line)
+
+
+@cli.command()
+@click.argument("app")
+@click.argument("version")
+@repo_option
+@click.option("--github-repo", metavar="OWNER/NAME", help="Repository to dispatch in [default: from git remote origin].")
+@click.option("--workflow", default="clusterimage.yml", show_default=True, help="Workflow file name (or numeric id).")
+@click.option("--ref", default="main", show_default=True, help="Branch or tag the workflow runs on.")
+@click.option("--force", is_flag=True, help="Also pass the input force=true.")
+@click.option("--api-url", metavar="URL", help="GitHub API base [default: $GITHUB_API_URL or https://api.github.com].")
+def dispatch(app, version, repo, github_repo, workflow, ref, force, api_url) -> None:
+    """Run the generated workflow for one app-version (workflow_dispatch with inputs app and version)."""
+    import re
+
+    from . import github
+    from .model import COMPONENT, TAG
+
+    if not COMPONENT.fullmatch(app):
+        raise click.BadParameter(f"{app!r}: expected an app name (a lowercase directory name)", param_hint="APP")
+    if not TAG.fullmatch(version):
+        raise click.BadParameter(f"{version!r}: expected a version (an OCI tag such as v1.2.3)", param_hint="VERSION")
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", workflow):
+        raise click.BadParameter(f"{workflow!r}: expected a file name in .github/workflows/", param_hint="--workflow")
+    slug = github.check_repo(github_repo) if github_repo else github.origin(repo)
+    inputs = {"app": app, "version": version, **({"force": "true"} if force else {})}
+    github.connect(api_url, need_token=True).dispatch(slug, workflow, ref, inputs)
+    click.echo(f"dispatched {workflow} in {slug} on {ref}: " + " ".join(f"{k}={v}" for k, v in inputs.items()))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -101,6 +101,7 @@ class AppVersion:
     file: str  # repo-relative, posix
     arches: tuple[Arch, ...]
     prepare: bool  # the context is a template with init.sh
+    parents: tuple[tuple[str, str], ...] = ()  # in-tree (app, version) this one is built FROM
 
     @property
     def key(self) -> tuple[str, str]:
@@ -118,6 +119,7 @@ class Target:
     name: str  # image name without tag
     prepare: bool
     build_args: str  # newline-separated KEY=VALUE
+    stage: int = 0  # built after every lower stage's manifest lists are published
 
     @property
     def image(self) -> str:
@@ -130,6 +132,7 @@ class Manifest:
     version: str
     name: str
     arches: tuple[Arch, ...]
+    stage: int = 0
 
     @property
     def image(self) -> str:

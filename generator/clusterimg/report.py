@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from .layout import Layout
 from .model import Plan
 
 
@@ -14,23 +15,25 @@ def plan_data(plan: Plan) -> dict:
                 "app": t.app, "version": t.version, "arch": t.arch.value,
                 "runner": t.runner[0] if len(t.runner) == 1 else list(t.runner),
                 "context": t.context, "file": t.file, "name": t.name, "image": t.image,
-                "prepare": t.prepare, "build_args": t.build_args,
+                "prepare": t.prepare, "build_args": t.build_args, "stage": t.stage,
             }
             for t in plan.build
         ],
         "manifest": [
-            {"app": m.app, "version": m.version, "name": m.name, "image": m.image, "arches": [a.value for a in m.arches]}
+            {"app": m.app, "version": m.version, "name": m.name, "image": m.image,
+             "arches": [a.value for a in m.arches], "stage": m.stage}
             for m in plan.manifest
         ],
     }
 
 
-def plan(plan: Plan, fmt: str) -> str:
+def plan(plan: Plan, fmt: str, layout: Layout) -> str:
+    if fmt == "github":
+        matrices = layout.matrices(plan)
+        return "matrices=" + json.dumps(matrices, sort_keys=True, separators=(",", ":")) + "\n"
     data = plan_data(plan)
     if fmt == "json":
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
-    if fmt == "github":
-        return "".join(f"{k}={json.dumps(v, sort_keys=True, separators=(',', ':'))}\n" for k, v in data.items())
     lines = [f"{len(data['build'])} build(s), {len(data['manifest'])} manifest list(s)"]
     lines += [f"  build    {t['image']}  on {t['runner']}  from {t['file']}" for t in data["build"]]
     lines += [f"  manifest {m['image']}  [{', '.join(m['arches'])}]" for m in data["manifest"]]

@@ -122,10 +122,18 @@ def test_act_runs_the_workflow_clusterimg_gen_writes_for_users(user_repo):
 
 def test_pull_request_builds_and_pushes_nothing(act, registry, user_repo):
     before = everything(registry)
-    base = git(user_repo, "rev-list", "--max-parents=0", "HEAD")
-    code, out = act("pull_request", {"pull_request": {"base": {"sha": base}, "head": {"sha": git(user_repo, "rev-parse", "HEAD")}}})
+    base = git(user_repo, "rev-parse", "HEAD")
+    manifest = user_repo / "applications/calico/v3.26.1/cni/custom-resources.yaml"
+    manifest.write_text(manifest.read_text() + "# proposed change\n")
+    git(user_repo, "commit", "-qam", "propose a calico change")
+    head = git(user_repo, "rev-parse", "HEAD")
+    code, out = act("pull_request", {"pull_request": {"base": {"sha": base}, "head": {"sha": head}}})
     assert code == 0, out[-4000:]
     assert registry.password not in out
+    # Both legs built the changed app-version; neither pushed, and the fan-in never ran.
+    for arch in ("amd64", "arm64"):
+        assert f"Success - Main Build {registry.host}/act/calico:v3.26.1-{arch}" in out
+    assert "Main Push" not in out and "Publish" not in out
     assert everything(registry) == before
 
 

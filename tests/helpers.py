@@ -1,0 +1,36 @@
+"""Plain helpers the tests import by name (fixtures live in conftest.py)."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = Path(__file__).parent / "golden"
+KUBEFILE = 'FROM scratch\nCOPY manifests ./manifests\nCMD ["kubectl apply -f manifests"]\n'
+
+
+def write_tree(root: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()
+
+
+def copy_scenario(name: str, dest: Path) -> tuple[Path, list[str]]:
+    src = GOLDEN / name
+    repo = dest / name
+    shutil.copytree(src / "repo", repo)
+    args_file = src / "args"
+    return repo, args_file.read_text().split() if args_file.exists() else []
