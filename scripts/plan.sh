@@ -30,6 +30,10 @@ case "${CIMG_EVENT:-}" in
       fi
     fi
     ;;
+  schedule)
+    # act and manual replays carry no cron: then every scheduled app builds.
+    args+=(--schedule "${CIMG_SCHEDULE:-*}")
+    ;;
   *) ;;
 esac
 

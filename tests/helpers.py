@@ -34,3 +34,11 @@ def copy_scenario(name: str, dest: Path) -> tuple[Path, list[str]]:
     shutil.copytree(src / "repo", repo)
     args_file = src / "args"
     return repo, args_file.read_text().split() if args_file.exists() else []
+
+
+def big_tree(root: Path, n: int) -> Path:
+    """A zero-config tree of n app-versions, ten per app."""
+    files = {"clusterimage.yaml": "repository: acme\n"}
+    for i in range(n):
+        files[f"applications/app{i // 10:03d}/v1.{i % 10}.0/Kubefile"] = KUBEFILE
+    return write_tree(root, files)

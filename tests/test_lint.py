@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import GOLDEN, ROOT, copy_scenario
+from helpers import GOLDEN, ROOT, big_tree, copy_scenario
 
 SCENARIOS = sorted(p.name for p in GOLDEN.iterdir() if (p / "repo").is_dir())
 
@@ -62,6 +62,16 @@ def test_generated_scenario_passes_zizmor_actionlint_and_schema(cli, tmp_path, n
     assert schema("workflows", *workflows) == ""
     if actions_in(repo):
         assert schema("actions", *actions_in(repo)) == ""
+
+
+def test_workflow_for_1000_app_versions_passes_zizmor_actionlint_and_schema(cli, tmp_path):
+    repo = big_tree(tmp_path / "repo", 1000)
+    assert cli("workflows", "--repo", repo).code == 0
+    wf = repo / ".github/workflows/clusterimage.yml"
+    assert wf.read_text().count("\n  build-") == 10
+    assert zizmor(repo / ".github") == []
+    assert actionlint(wf) == ""
+    assert schema("workflows", wf) == ""
 
 
 def test_own_actions_and_workflows_pass_zizmor_actionlint_and_schema():

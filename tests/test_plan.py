@@ -147,3 +147,28 @@ def test_plan_and_workflows_do_not_import_ghapi(tree):
     ) % (str(ROOT / "generator"), str(repo), str(repo))
     out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_per_app_schedule_override_and_opt_out(cli, tree):
+    from clusterimg.yamlio import load
+
+    repo = tree(
+        {
+            "applications/calico/v3.26.1/Kubefile": KUBEFILE,
+            "applications/helm/v3.14.0/Kubefile": KUBEFILE,
+            "applications/kube-vip/v0.7.0/Kubefile": KUBEFILE,
+        },
+        config="repository: acme\nschedule: '5 4 * * 1'\napps:\n  helm:\n    schedule: '7 2 1 * *'\n"
+        "  kube-vip:\n    schedule: false\n",
+    )
+    assert cli("workflows", "--repo", repo).code == 0
+    crons = [s["cron"] for s in load((repo / ".github/workflows/clusterimage.yml").read_text())["on"]["schedule"]]
+    assert crons == ["5 4 * * 1", "7 2 1 * *"]
+
+    def apps(cron):
+        return {t["app"] for t in plan_json(cli, repo, "--schedule", cron)["build"]}
+
+    assert apps("5 4 * * 1") == {"calico"}
+    assert apps("7 2 1 * *") == {"helm"}
+    assert apps("*") == {"calico", "helm"}
+    assert "kube-vip" in {t["app"] for t in plan_json(cli, repo, "--all")["build"]}

@@ -66,11 +66,13 @@ def workflows(repo: Path, repository: str | None, check: bool) -> None:
 @click.option("--changed-to", metavar="REV", default="HEAD", show_default=True)
 @click.option("--app", help="Only this app.")
 @click.option("--version", "version", help="Only this version (with --app).")
+@click.option("--schedule", "cron", metavar="CRON", help="Only apps this cron rebuilds ('*': any schedule).")
 @click.option("--format", "fmt", type=click.Choice(["json", "text", "github"]), default="text", show_default=True)
 @click.option("--build-shards", type=click.IntRange(1), default=1, help="Build jobs per stage and arch (github format).")
 @click.option("--manifest-shards", type=click.IntRange(1), default=1, help="Fan-in jobs per stage (github format).")
 @click.option("--stages", type=click.IntRange(1), default=1, help="Stages in the workflow (github format).")
-def plan(repo, repository, all_, changed_from, changed_to, app, version, fmt, build_shards, manifest_shards, stages):
+def plan(repo, repository, all_, changed_from, changed_to, app, version, cron, fmt, build_shards, manifest_shards,
+         stages):
     """Print what to build: one target per app-version and arch, one manifest list per app-version."""
     from . import config as config_mod
     from . import plan as plan_mod
@@ -95,7 +97,10 @@ def plan(repo, repository, all_, changed_from, changed_to, app, version, fmt, bu
         if extra is None or not TAG.fullmatch(version):
             raise UserError(f"{config.apps_dir}/{app}/{version}: no such app-version (and no latest/ template to make it)")
         found = found + (extra,)
-    selected = plan_mod.select(found, app=app, version=version, changed=changed)
+    scheduled = None
+    if cron:
+        scheduled = lambda a: config.schedule_of(a) is not None and cron in ("*", config.schedule_of(a))  # noqa: E731
+    selected = plan_mod.select(found, app=app, version=version, changed=changed, scheduled=scheduled)
     layout = Layout(arches=config.arches, build_shards=build_shards, manifest_shards=manifest_shards, stages=stages)
     click.echo(report.plan(plan_mod.build_plan(config, selected), fmt, layout), nl=False)
 
@@ -171,7 +176,8 @@ def dispatch(app, version, repo, github_repo, workflow, ref, force, api_url) -> 
         raise click.BadParameter(f"{workflow!r}: expected a file name in .github/workflows/", param_hint="--workflow")
     slug = github.check_repo(github_repo) if github_repo else github.origin(repo)
     inputs = {"app": app, "version": version, **({"force": "true"} if force else {})}
-    github.connect(api_url, need_token=True).dispatch(slug, workflow, ref, inputs)
+    with github.connect(api_url, need_token=True) as gh:
+        gh.dispatch(slug, workflow, ref, inputs)
     click.echo(f"dispatched {workflow} in {slug} on {ref}: " + " ".join(f"{k}={v}" for k, v in inputs.items()))
 
 

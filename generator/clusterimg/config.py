@@ -31,7 +31,7 @@ KEYS = {
     "registry", "repository", "apps_dir", "arches", "runners", "schedule", "action", "branches", "builder",
     "tools", "tls_verify", "secrets", "sealos_version", "buildah_version", "apps",
 }
-APP_KEYS = {"arches", "versions", "build_args"}
+APP_KEYS = {"arches", "versions", "build_args", "schedule"}
 # Text that GitHub or a shell would evaluate if it ever reached a workflow or a script.
 INJECTION = re.compile(r"\$\{\{|\$\(|`|[\r\n\x00]")
 CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
@@ -235,6 +235,8 @@ class _Checker:
                 if not isinstance(val, (str, int, float)) or isinstance(val, bool):
                     self.fail(f"{key}.build_args.{name}", val, "a string")
             kw["build_args"] = tuple(sorted((k, str(v)) for k, v in args.items()))
+        if "schedule" in opts:
+            kw["schedule"] = self.schedule(f"{key}.schedule", opts["schedule"]) or False
         return AppOptions(**kw)
 
 

@@ -55,6 +55,7 @@ class AppOptions:
     arches: tuple[Arch, ...] | None = None
     versions: tuple[str, ...] = ()
     build_args: tuple[tuple[str, str], ...] = ()
+    schedule: str | bool | None = None  # None: the repo's schedule; False: never on a schedule; or its own cron
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,6 +89,16 @@ class Config:
             return ref.rstrip("/") + ("/" + sub if sub else "") if ref != "./" else "./" + sub
         path, _, sha = ref.partition("@")
         return f"{path}/{sub}@{sha}" if sub else ref
+
+    def schedule_of(self, app: str) -> str | None:
+        """The cron that rebuilds this app, or None when no schedule does."""
+        own = self.apps[app].schedule if app in self.apps else None
+        if own is False:
+            return None
+        return own if isinstance(own, str) else self.schedule
+
+    def schedules(self, apps) -> list[str]:
+        return sorted({cron for app in apps if (cron := self.schedule_of(app))})
 
     def image_name(self, app: str) -> str:
         return f"{self.registry}/{self.repository}/{app}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from .errors import UserError
@@ -69,9 +70,12 @@ def select(
     app: str | None = None,
     version: str | None = None,
     changed: list[str] | None = None,
+    scheduled: Callable[[str], bool] | None = None,
 ) -> tuple[AppVersion, ...]:
-    """Filter by --app/--version, and by the paths a diff touched (None: no diff filter)."""
+    """Filter by --app/--version, by the paths a diff touched (None: no diff filter), and by schedule."""
     out = [av for av in found if (app is None or av.app == app) and (version is None or av.version == version)]
+    if scheduled is not None:
+        out = [av for av in out if scheduled(av.app)]
     if changed is None or CONFIG_FILE in changed:
         return tuple(out)
     changed_paths = [PurePosixPath(p) for p in changed]

@@ -57,7 +57,7 @@ def workflow(config: Config, plan: Plan) -> str:
     return _env().get_template("clusterimage.yml.j2").render(
         header=header(),
         branches=json.dumps(list(config.branches)),
-        schedules=[config.schedule] if config.schedule else [],
+        schedules=config.schedules(sorted({t.app for t in plan.build} | set(config.apps))),
         layout=layout,
         jobs=layout.jobs(),
         needs=_needs(layout),
