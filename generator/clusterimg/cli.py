@@ -38,8 +38,10 @@ def workflows(repo: Path, repository: str | None, check: bool) -> None:
     from . import render, write
 
     config = config_mod.load(repo, {"repository": repository})
+    from . import lock
+
     found = plan_mod.discover(repo, config)  # the tree must be valid before anything is written
-    files = render.render(config, plan_mod.build_plan(config, found))
+    files = render.render(config, plan_mod.build_plan(config, found), lock.load(repo))
     if check:
         changed, stale = write.diff(repo, files)
         for rel in changed:
@@ -156,7 +158,7 @@ def lock(repo: Path, update: tuple[str, ...], api_url: str | None) -> None:
 @click.argument("app")
 @click.argument("version")
 @repo_option
-@click.option("--github-repo", metavar="OWNER/NAME", help="Repository to dispatch in [default: from git remote origin].")
+@click.option("--github-repo", metavar="OWNER/NAME", help="Where to dispatch [default: from git remote origin].")
 @click.option("--workflow", default="clusterimage.yml", show_default=True, help="Workflow file name (or numeric id).")
 @click.option("--ref", default="main", show_default=True, help="Branch or tag the workflow runs on.")
 @click.option("--force", is_flag=True, help="Also pass the input force=true.")

@@ -27,3 +27,9 @@ class CheckFailed(FatalError):
     """`--check` found work to do, or a lint found problems. Exit 1."""
 
     exit_code = 1
+
+
+class GitHubError(FatalError):
+    """A GitHub API call failed: credentials, a missing repo or tag, the rate limit, the network. Exit 1."""
+
+    exit_code = 1
