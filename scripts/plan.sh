@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Plan job: install clusterimg-gen from this action's own checkout, then map the event to `plan` flags.
 set -euo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 root=$(cd "$CIMG_ACTION_PATH/.." && pwd)
 venv=${RUNNER_TEMP:-${TMPDIR:-/tmp}}/clusterimg-gen-venv
@@ -8,6 +10,12 @@ if [[ ! -x "$venv/bin/clusterimg-gen" ]]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "$root"
 fi
+
+# skopeo as this user: the plan's lookups run as this user, unlike the builds.
+skopeo_login() {
+  printf '%s' "$CIMG_PASSWORD" |
+    skopeo login ${TLS[@]+"${TLS[@]}"} --username "$CIMG_USERNAME" --password-stdin "$CIMG_REGISTRY" >/dev/null
+}
 
 args=(plan --repo "${CIMG_REPO:-.}")
 case "${CIMG_EVENT:-}" in
@@ -23,6 +31,7 @@ case "${CIMG_EVENT:-}" in
     fi
     ;;
   workflow_dispatch)
+    unchanged=true
     if [[ -n "${CIMG_APP:-}" ]]; then
       args+=(--app "$CIMG_APP")
       if [[ -n "${CIMG_VERSION:-}" ]]; then
@@ -33,9 +42,20 @@ case "${CIMG_EVENT:-}" in
   schedule)
     # act and manual replays carry no cron: then every scheduled app builds.
     args+=(--schedule "${CIMG_SCHEDULE:-*}")
+    unchanged=true
     ;;
   *) ;;
 esac
+
+# Scheduled and dispatched runs skip images whose inputs did not change, unless forced.
+if [[ ${unchanged:-false} == true && ${CIMG_FORCE:-false} != true ]]; then
+  args+=(--skip-unchanged)
+  if [[ -n ${CIMG_USERNAME:-} ]]; then
+    [[ -n ${CIMG_REGISTRY:-} ]] || die "registry is required with username"
+    if on_actions; then printf '::add-mask::%s\n' "$CIMG_PASSWORD"; fi
+    retry skopeo_login || die "login to $CIMG_REGISTRY as $CIMG_USERNAME failed"
+  fi
+fi
 
 "$venv/bin/clusterimg-gen" "${args[@]}" --format github \
   --build-shards "${CIMG_BUILD_SHARDS:-1}" --manifest-shards "${CIMG_MANIFEST_SHARDS:-1}" --stages "${CIMG_STAGES:-1}" \

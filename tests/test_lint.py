@@ -74,6 +74,16 @@ def test_workflow_for_1000_app_versions_passes_zizmor_actionlint_and_schema(cli,
     assert schema("workflows", wf) == ""
 
 
+def test_examples_repo_generates_a_lint_clean_pipeline(cli, tmp_path):
+    repo = tmp_path / "examples"
+    shutil.copytree(ROOT / "examples", repo, ignore=shutil.ignore_patterns(".github"))
+    assert cli("workflows", "--repo", repo).code == 0
+    assert zizmor(repo / ".github") == []
+    assert actionlint(*(repo / ".github/workflows").glob("*.yml")) == ""
+    assert schema("workflows", *(repo / ".github/workflows").glob("*.yml")) == ""
+    assert schema("actions", *actions_in(repo)) == ""
+
+
 def test_own_actions_and_workflows_pass_zizmor_actionlint_and_schema():
     actions = [ROOT / "action.yml", ROOT / "manifest/action.yml", ROOT / "plan/action.yml"]
     workflows = sorted((ROOT / ".github/workflows").glob("*.yml"))

@@ -169,7 +169,7 @@ def test_schedule_default_is_weekly_spread_by_repository_and_can_be_turned_off(c
     assert "schedule" not in load((repo / WORKFLOW).read_text())["on"]
 
 
-def test_repository_examples_and_dogfood_workflows_are_not_stale(cli):
+def test_dogfood_workflow_generated_from_the_examples_is_not_stale(cli):
     result = cli("workflows", "--repo", ROOT, "--check")
     assert result.code == 0, result.out
     assert (ROOT / WORKFLOW).is_file()

@@ -68,13 +68,14 @@ def workflows(repo: Path, repository: str | None, check: bool) -> None:
 @click.option("--changed-to", metavar="REV", default="HEAD", show_default=True)
 @click.option("--app", help="Only this app.")
 @click.option("--version", "version", help="Only this version (with --app).")
+@click.option("--skip-unchanged", is_flag=True, help="Drop targets whose published image has the same input digest.")
 @click.option("--schedule", "cron", metavar="CRON", help="Only apps this cron rebuilds ('*': any schedule).")
 @click.option("--format", "fmt", type=click.Choice(["json", "text", "github"]), default="text", show_default=True)
 @click.option("--build-shards", type=click.IntRange(1), default=1, help="Build jobs per stage and arch (github format).")
 @click.option("--manifest-shards", type=click.IntRange(1), default=1, help="Fan-in jobs per stage (github format).")
 @click.option("--stages", type=click.IntRange(1), default=1, help="Stages in the workflow (github format).")
-def plan(repo, repository, all_, changed_from, changed_to, app, version, cron, fmt, build_shards, manifest_shards,
-         stages):
+def plan(repo, repository, all_, changed_from, changed_to, app, version, skip_unchanged, cron, fmt, build_shards,
+         manifest_shards, stages):
     """Print what to build: one target per app-version and arch, one manifest list per app-version."""
     from . import config as config_mod
     from . import plan as plan_mod
@@ -104,7 +105,28 @@ def plan(repo, repository, all_, changed_from, changed_to, app, version, cron, f
         scheduled = lambda a: config.schedule_of(a) is not None and cron in ("*", config.schedule_of(a))  # noqa: E731
     selected = plan_mod.select(found, app=app, version=version, changed=changed, scheduled=scheduled)
     layout = Layout(arches=config.arches, build_shards=build_shards, manifest_shards=manifest_shards, stages=stages)
-    click.echo(report.plan(plan_mod.build_plan(config, selected), fmt, layout), nl=False)
+    result = plan_mod.build_plan(config, selected)
+    if skip_unchanged:
+        result = _skip_unchanged(repo, config, result)
+    click.echo(report.plan(result, fmt, layout), nl=False)
+
+
+def _skip_unchanged(repo, config, result):
+    from . import inputs, lock, registry
+    from . import plan as plan_mod
+
+    pins = lock.load(repo)
+    tools = {
+        "builder": config.builder.value,
+        "sealos_version": pins.sealos_version if pins else config.sealos_version,
+        "buildah_version": pins.buildah_version if pins else config.buildah_version,
+    }
+    current = {t: inputs.digest(repo, t, **tools) for t in result.build}
+    found = registry.labels([t.image for t in result.build], tls_verify=config.tls_verify)
+    published = {t: (found[t.image] or {}).get(inputs.LABEL) for t in result.build}
+    kept = plan_mod.skip_unchanged(result, current, published)
+    click.echo(f"skipped {len(result.build) - len(kept.build)} unchanged of {len(result.build)} build(s)", err=True)
+    return kept
 
 
 @cli.command()

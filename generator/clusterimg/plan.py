@@ -121,3 +121,11 @@ def _build_arch(path: Path, shown: str) -> Arch:
 
 def _under(path: PurePosixPath, directory: str) -> bool:
     return path == PurePosixPath(directory) or PurePosixPath(directory) in path.parents
+
+
+def skip_unchanged(plan: Plan, current: dict[Target, str], published: dict[Target, str | None]) -> Plan:
+    """Drop targets whose published image already carries the same input digest, and lists with nothing rebuilt."""
+    build = tuple(t for t in plan.build if published.get(t) != current[t])
+    rebuilt = {(t.app, t.version) for t in build}
+    manifest = tuple(m for m in plan.manifest if (m.app, m.version) in rebuilt)
+    return Plan(build=build, manifest=manifest)

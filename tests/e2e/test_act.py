@@ -168,3 +168,23 @@ def test_schedule_builds_every_app_version_and_build_arch_app_is_a_one_arch_list
         assert platforms(registry, f"{registry.host}/act/{app}:{version}") == ["linux/amd64", "linux/arm64"]
     assert platforms(registry, f"{registry.host}/act/helm:v3.14.0") == ["linux/amd64"]
     assert tags(registry, "helm") == {"v3.14.0", "v3.14.0-amd64"}
+
+
+def test_a_second_scheduled_run_with_nothing_changed_launches_no_build_job(act, registry):
+    before = everything(registry)
+    code, out = act("schedule")
+    assert code == 0, out[-4000:]
+    assert "skipped 7 unchanged of 7 build(s)" in out
+    assert "Main Build" not in out and "Publish" not in out
+    assert everything(registry) == before
+
+
+def test_dispatch_with_force_rebuilds_an_unchanged_image(act, registry):
+    code, out = act("workflow_dispatch", inputs={"app": "helm", "version": "v3.14.0"})
+    assert code == 0, out[-4000:]
+    assert "Main Build" not in out
+    code, out = act("workflow_dispatch", inputs={"app": "helm", "version": "v3.14.0", "force": "true"})
+    assert code == 0, out[-4000:]
+    assert registry.password not in out
+    assert f"Success - Main Build {registry.host}/act/helm:v3.14.0-amd64" in out
+    assert "Success - Main Publish" in out

@@ -1,0 +1,136 @@
+"""Time a local two-arch build, push and fan-in through runner.py against the same buildah commands typed by hand.
+
+    python benchmarks/action_bench.py [RUNS] [PAYLOAD_MB]
+
+PAYLOAD_MB adds that much incompressible data to the image, closer to a real cluster image than the bare Kubefile.
+
+Needs buildah, skopeo, jq, docker-registry and htpasswd on PATH, and root (as the e2e tests do).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+try:
+    from clusterimg import runner
+except ImportError:  # a source checkout that was not pip-installed
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "generator"))
+    from clusterimg import runner
+
+ARCHES = ("amd64", "arm64")
+TARGET = 1.15
+KUBEFILE = 'FROM scratch\nCOPY manifests ./manifests\nCMD ["kubectl apply -f manifests"]\n'
+
+
+def sh(*cmd: str, stdin: str | None = None) -> None:
+    subprocess.run(cmd, input=stdin, text=True, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@contextlib.contextmanager
+def registry(root: Path):
+    """A loopback docker-registry with htpasswd auth; yields (host, user, password)."""
+    user, password = "bench", secrets.token_hex(12)
+    htpasswd = subprocess.run(["htpasswd", "-Bbn", user, password], capture_output=True, text=True, check=True)
+    (root / "htpasswd").write_text(htpasswd.stdout)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = {
+        "version": "0.1",
+        "log": {"level": "error"},
+        "storage": {"filesystem": {"rootdirectory": str(root / "data")}},
+        "http": {"addr": f"127.0.0.1:{port}", "secret": secrets.token_hex(16)},
+        "auth": {"htpasswd": {"realm": "bench", "path": str(root / "htpasswd")}},
+    }
+    (root / "config.yml").write_text(json.dumps(config))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}  # the registry reads these as config
+    proc = subprocess.Popen(["docker-registry", "serve", str(root / "config.yml")], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)
+            except urllib.error.HTTPError:
+                break  # 401: up
+            except OSError:
+                time.sleep(0.05)
+        yield f"127.0.0.1:{port}", user, password
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def by_hand(ctx: Path, image: str, user: str, password: str) -> None:
+    host = image.split("/", 1)[0]
+    sh("buildah", "login", "--tls-verify=false", "--username", user, "--password-stdin", host, stdin=password)
+    for arch in ARCHES:
+        kubefile = str(ctx / "Kubefile")
+        sh("buildah", "build", "-t", f"{image}:v1-{arch}", "--platform", f"linux/{arch}", "-f", kubefile, str(ctx))
+    for arch in ARCHES:
+        sh("buildah", "push", "--tls-verify=false", f"{image}:v1-{arch}", f"docker://{image}:v1-{arch}")
+    sh("buildah", "manifest", "create", f"{image}-list")
+    for arch in ARCHES:
+        sh("buildah", "manifest", "add", "--tls-verify=false", f"{image}-list", f"docker://{image}:v1-{arch}")
+    sh("buildah", "manifest", "push", "--all", "--tls-verify=false", f"{image}-list", f"docker://{image}:v1")
+
+
+def through_runner(ctx: Path, image: str, user: str, password: str) -> None:
+    os.environ |= {"REGISTRY_USERNAME": user, "REGISTRY_PASSWORD": password}
+    with contextlib.redirect_stderr(io.StringIO()):
+        for arch in ARCHES:
+            runner.build(ctx, f"{image}:v1", arch, push=True, tls_verify=False)
+        runner.manifest(f"{image}:v1", ARCHES, tls_verify=False)
+
+
+def clean(image: str) -> None:
+    subprocess.run(["buildah", "manifest", "rm", f"{image}-list"], capture_output=True, check=False)
+    subprocess.run(["buildah", "rmi", "-f", *(f"{image}:v1-{a}" for a in ARCHES)], capture_output=True, check=False)
+
+
+def main(runs: int = 3, payload_mb: int = 0) -> int:
+    with tempfile.TemporaryDirectory(prefix="cimg-bench-") as tmp:
+        root = Path(tmp)
+        ctx = root / "ctx"
+        (ctx / "manifests").mkdir(parents=True)
+        (ctx / "manifests" / "app.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bench\n")
+        (ctx / "Kubefile").write_text(KUBEFILE)
+        (ctx / "manifests" / "payload.bin").write_bytes(os.urandom(payload_mb << 20))
+        os.environ["REGISTRY_AUTH_FILE"] = str(root / "auth.json")
+        times: dict[str, list[float]] = {"by hand": [], "runner.py": []}
+        with registry(root) as (host, user, password):
+            order = [("by hand", by_hand), ("runner.py", through_runner)]
+            for i in range(-1, runs):  # run -1 warms caches and the login, and is not counted
+                # Alternate the order so neither side always runs on a warmer machine.
+                for name, fn in order if i % 2 == 0 else reversed(order):
+                    image = f"{host}/bench/{name.replace(' ', '-').replace('.', '-')}-{i + 1}"
+                    start = time.perf_counter()
+                    fn(ctx, image, user, password)
+                    if i >= 0:
+                        times[name].append(time.perf_counter() - start)
+                    clean(image)  # not timed: typing the commands by hand leaves this for later
+    hand, ours = statistics.median(times["by hand"]), statistics.median(times["runner.py"])
+    ratio = ours / hand
+    print(f"two-arch build + push + fan-in, {payload_mb} MB payload, median of {runs}")
+    print(f"| {'variant':<10} | {'median s':>8} | runs s")
+    print(f"| {'-' * 10} | {'-' * 8} | ------")
+    for name, median in (("by hand", hand), ("runner.py", ours)):
+        print(f"| {name:<10} | {median:>8.2f} | {' '.join(f'{t:.2f}' for t in times[name])}")
+    print(f"ratio {ratio:.2f} (target <= {TARGET}): {'ok' if ratio <= TARGET else 'over target'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*map(int, sys.argv[1:3])))

@@ -1,0 +1,98 @@
+"""The local twin of the actions: runs the same scripts with the tools already on PATH."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from .errors import StepFailed, UserError
+from .paths import scripts_dir
+
+
+def build(
+    context: str | os.PathLike,
+    image_tag: str,
+    arch: str,
+    *,
+    file: str | os.PathLike | None = None,
+    builder: str = "buildah",
+    push: bool = False,
+    tls_verify: bool = True,
+    retries: int = 3,
+) -> dict[str, str]:
+    """Build `<image>:<version>-<arch>` from `image_tag` = `<image>:<version>`; push it when asked."""
+    image, version = split_tag(image_tag)
+    env = {"CIMG_ARCH": arch, "CIMG_BUILDER": builder} | common(tls_verify, retries)
+    run("install.sh", env)
+    where = {"CIMG_CONTEXT": str(context), "CIMG_FILE": str(file or "")}
+    out = run("build.sh", env | where | {"CIMG_IMAGE": image, "CIMG_VERSION": version})
+    if push:
+        out |= run("push.sh", env | credentials() | {"CIMG_REF": out["image"]})
+    return out
+
+
+def manifest(image_tag: str, arches: Iterable[str], *, tls_verify: bool = True, retries: int = 3) -> dict[str, str]:
+    """Publish `image_tag` as the list of its already pushed `-<arch>` images."""
+    image, version = split_tag(image_tag)
+    env = {"CIMG_BUILDER": "buildah"} | common(tls_verify, retries)
+    run("install.sh", env)
+    return run(
+        "manifest.sh",
+        env | credentials() | {"CIMG_IMAGE": image, "CIMG_VERSION": version, "CIMG_ARCHES": " ".join(arches)},
+    )
+
+
+def split_tag(image_tag: str) -> tuple[str, str]:
+    image, sep, version = image_tag.rpartition(":")
+    if not sep or "/" in version or not image:
+        raise UserError(f"{image_tag!r}: expected <image>:<version>")
+    return image, version
+
+
+def common(tls_verify: bool, retries: int) -> dict[str, str]:
+    return {"CIMG_TLS_VERIFY": "true" if tls_verify else "false", "CIMG_RETRIES": str(retries)}
+
+
+def credentials() -> dict[str, str]:
+    return {
+        "CIMG_USERNAME": os.environ.get("REGISTRY_USERNAME", ""),
+        "CIMG_PASSWORD": os.environ.get("REGISTRY_PASSWORD", ""),
+    }
+
+
+def run(script: str, env: Mapping[str, str]) -> dict[str, str]:
+    """Run one script with tools=system; its log goes to stderr, its outputs come back as a dict."""
+    with tempfile.TemporaryDirectory(prefix="clusterimg-") as tmp:
+        outputs = Path(tmp) / "output"
+        outputs.touch()
+        full = {k: v for k, v in os.environ.items() if k not in ("GITHUB_OUTPUT", "GITHUB_PATH")}
+        full |= {"CIMG_TOOLS": "system", "GITHUB_OUTPUT": str(outputs)} | dict(env)
+        try:
+            proc = subprocess.Popen(
+                ["bash", str(scripts_dir() / script)],
+                env=full,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+            )
+        except OSError as e:
+            raise StepFailed(f"{script}: cannot start bash: {e}") from e
+        last_error = ""
+        with proc.stdout:
+            for line in proc.stdout:
+                sys.stderr.write(line)
+                if line.startswith("error: "):
+                    last_error = line.removeprefix("error: ").strip()
+        if proc.wait() != 0:
+            raise StepFailed(f"{script}: {last_error or f'exited with status {proc.returncode}'}")
+        return parse_outputs(outputs.read_text())
+
+
+def parse_outputs(text: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Builds <image>:<version>-<arch> and refuses it unless the image really is that arch.
+set -euo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+arch=${CIMG_ARCH:-}
+arch_ok "$arch"
+builder=${CIMG_BUILDER:-sealos}
+case $builder in sealos | buildah) ;; *) die "builder must be sealos or buildah, got '$builder'" ;; esac
+context=${CIMG_CONTEXT:-.}
+[[ -d $context ]] || die "context $context is not a directory"
+image=${CIMG_IMAGE:-}
+version=${CIMG_VERSION:-}
+[[ -n $image ]] || die "image is required"
+[[ -n $version ]] || die "version is required"
+ref=$image:$version-$arch
+app=${CIMG_APP:-${image##*/}}
+
+if [[ -n ${CIMG_FILE:-} ]]; then
+  if [[ -f $CIMG_FILE ]]; then
+    file=$CIMG_FILE
+  elif [[ -f $context/$CIMG_FILE ]]; then
+    file=$context/$CIMG_FILE
+  else
+    die "file $CIMG_FILE not found (looked in . and $context)"
+  fi
+else
+  file=
+  for name in Kubefile Dockerfile Sealfile; do
+    if [[ -f $context/$name ]]; then
+      file=$context/$name
+      break
+    fi
+  done
+  [[ -n $file ]] || die "no Kubefile, Dockerfile or Sealfile in $context"
+fi
+
+extra=("${TLS[@]}")
+args=()
+while IFS= read -r line; do
+  line=${line#"${line%%[![:space:]]*}"}
+  line=${line%"${line##*[![:space:]]}"}
+  [[ -z $line || $line == \#* ]] && continue
+  [[ $line == ?*=* ]] || die "build-args: expected KEY=VALUE, got '$line'"
+  extra+=(--build-arg "$line")
+  args+=("$line")
+done <<<"${CIMG_BUILD_ARGS:-}"
+
+# What went into this image, before init.sh changes the context; `plan` computes the same digest to skip rebuilds.
+inputs=$(
+  {
+    printf 'clusterimage-inputs v1\napp=%s\nversion=%s\narch=%s\nbuilder=%s\nsealos=%s\nbuildah=%s\n' \
+      "$app" "$version" "$arch" "$builder" "${CIMG_SEALOS_VERSION:-}" "${CIMG_BUILDAH_VERSION:-}"
+    for arg in ${args[@]+"${args[@]}"}; do printf 'build-arg=%s\n' "$arg"; done
+    printf 'file=%s\n' "${file##*/}"
+    (cd "$context" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum | sed 's#  \./#  #')
+  } | sha256sum
+)
+extra+=(--label "io.clusterimage.inputs=${inputs%% *}")
+
+if [[ ${CIMG_PREPARE:-true} == true && -f $context/init.sh ]]; then
+  group_start "prepare: init.sh $arch $app $version"
+  (cd "$context" && bash init.sh "$arch" "$app" "$version") || die "init.sh $arch $app $version failed in $context"
+  group_end
+fi
+
+group_start "build $ref ($builder)"
+priv "$builder" build -t "$ref" --platform "linux/$arch" "${extra[@]}" -f "$file" "$context" ||
+  die "$builder build failed for $ref"
+group_end
+
+got=$(priv buildah inspect --type image --format '{{.OCIv1.Architecture}}' "$ref") ||
+  die "built image $ref not found in local storage"
+if [[ $got != "$arch" ]]; then
+  priv buildah rmi "$ref" >/dev/null 2>&1 || true
+  die "$ref was built for '$got', not '$arch'; removed it before any push"
+fi
+log "built $ref ($got)"
+set_output image "$ref"

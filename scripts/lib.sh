@@ -1,0 +1,104 @@
+# shellcheck shell=bash
+# Shared helpers, sourced by every script here. Settings come only from CIMG_* env.
+
+log() { printf '%s\n' "$*" >&2; }
+
+die() {
+  printf 'error: %s\n' "$*" >&2
+  exit 1
+}
+
+on_actions() { [[ ${GITHUB_ACTIONS:-} == true ]]; }
+
+warn() {
+  if on_actions; then printf '::warning::%s\n' "$*"; else printf 'warning: %s\n' "$*" >&2; fi
+}
+
+group_start() { if on_actions; then printf '::group::%s\n' "$*"; else log "== $*"; fi; }
+group_end() { if on_actions; then printf '::endgroup::\n'; fi; }
+
+set_output() {
+  if [[ -n ${GITHUB_OUTPUT:-} ]]; then printf '%s=%s\n' "$1" "$2" >>"$GITHUB_OUTPUT"; fi
+}
+
+summary() {
+  if [[ -n ${GITHUB_STEP_SUMMARY:-} ]]; then printf '%s\n' "$@" >>"$GITHUB_STEP_SUMMARY"; fi
+}
+
+# Runs "$@" up to CIMG_RETRIES times, sleeping 2s, 4s, 8s… (capped at 30s) between attempts.
+retry() {
+  local tries=${CIMG_RETRIES:-3} delay=${CIMG_RETRY_DELAY:-2} n=1 what=${*:1:3}
+  [[ $tries =~ ^[1-9][0-9]*$ ]] || die "retries must be a positive integer, got '$tries'"
+  [[ $delay =~ ^[0-9]+$ ]] || die "CIMG_RETRY_DELAY must be whole seconds, got '$delay'"
+  what=${what#priv }
+  until "$@"; do
+    if ((n >= tries)); then
+      log "gave up after $n attempt(s): $what"
+      return 1
+    fi
+    log "attempt $n/$tries failed: $what; retrying in ${delay}s"
+    sleep "$delay"
+    n=$((n + 1))
+    delay=$((delay * 2 > 30 ? 30 : delay * 2))
+  done
+}
+
+arch_ok() {
+  case $1 in
+  amd64 | arm64) ;;
+  *) die "arch must be amd64 or arm64, got '$1'" ;;
+  esac
+}
+
+case ${CIMG_TLS_VERIFY:-true} in
+true) TLS=() ;;
+false) TLS=(--tls-verify=false) ;;
+*) die "tls-verify must be true or false, got '${CIMG_TLS_VERIFY}'" ;;
+esac
+
+# sealos needs root for its mounts; running every container tool as root keeps one image store and one auth file.
+priv() {
+  if ((EUID == 0)); then
+    "$@"
+  else
+    local bin
+    bin=$(command -v "$1") || die "$1 not found on PATH"
+    command -v sudo >/dev/null || die "$1 needs root: run as root or install sudo"
+    sudo --preserve-env=REGISTRY_AUTH_FILE "$bin" "${@:2}"
+  fi
+}
+
+# The registry host of an image reference, as docker resolves it.
+registry_of() {
+  local first=${1%%/*}
+  if [[ $1 == */* && ($first == *.* || $first == *:* || $first == localhost) ]]; then
+    printf '%s\n' "$first"
+  else
+    printf 'docker.io\n'
+  fi
+}
+
+_login_once() {
+  printf '%s' "$CIMG_PASSWORD" |
+    priv buildah login "${TLS[@]}" --username "$CIMG_USERNAME" --password-stdin "$1" >/dev/null
+}
+
+# A login that would store the credentials already stored changes nothing; skip its round trip.
+_logged_in() {
+  local file=${REGISTRY_AUTH_FILE:-/run/containers/0/auth.json} auth
+  [[ -r $file ]] || return 1
+  auth=$(printf '%s:%s' "$CIMG_USERNAME" "$CIMG_PASSWORD" | base64 -w0)
+  [[ $(<"$file") =~ "\"$1\":"[[:space:]]*"{"[^}]*"\"auth\":"[[:space:]]*"\"$auth\"" ]]
+}
+
+registry_login() {
+  [[ -n ${CIMG_USERNAME:-} ]] || return 0
+  [[ -n ${CIMG_PASSWORD:-} ]] || die "a username was given for $1 but no password"
+  if on_actions; then printf '::add-mask::%s\n' "$CIMG_PASSWORD"; fi
+  if _logged_in "$1"; then
+    log "already logged in to $1 as $CIMG_USERNAME"
+    return 0
+  fi
+  retry _login_once "$1" || die "login to $1 as $CIMG_USERNAME failed"
+  log "logged in to $1 as $CIMG_USERNAME"
+}

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Fans the per-arch images in to IMAGE:VERSION; the published tag is touched only when every arch is there and right.
+set -euo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+image=${CIMG_IMAGE:-}
+version=${CIMG_VERSION:-}
+[[ -n $image ]] || die "image is required"
+[[ -n $version ]] || die "version is required"
+read -r -a arches <<<"${CIMG_ARCHES//,/ }"
+((${#arches[@]})) || die "arches is empty"
+for arch in "${arches[@]}"; do arch_ok "$arch"; done
+mapfile -t arches < <(printf '%s\n' "${arches[@]}" | sort -u)
+target=$image:$version
+registry=${CIMG_REGISTRY:-$(registry_of "$image")}
+list=localhost/cimg-fanin-$$-$RANDOM
+tmp=$(mktemp -d)
+pushed=false
+cleanup() {
+  if [[ $pushed == false ]]; then priv buildah manifest rm "$list" >/dev/null 2>&1 || true; fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# "<os>/<arch> <digest>" for each entry of the image index on stdin. Plain bash: jq 1.6 alone costs a login's time.
+entries() {
+  local json entry os arch
+  json=$(tr -d ' \t\r\n')
+  [[ $json == *'"manifests":['* ]] || return 1
+  json=${json#*'"manifests":['}
+  while [[ $json == *'"digest":"'* ]]; do
+    json=${json#*'"digest":"'}
+    entry=${json%%'"digest":"'*}
+    [[ $entry =~ \"os\":\"([^\"]*)\" ]] && os=${BASH_REMATCH[1]} || os=none
+    [[ $entry =~ \"architecture\":\"([^\"]*)\" ]] && arch=${BASH_REMATCH[1]} || arch=none
+    printf '%s/%s %s\n' "$os" "$arch" "${json%%\"*}"
+  done
+}
+
+registry_login "$registry"
+
+group_start "assemble $target from ${arches[*]}"
+priv buildah manifest create "$list" >/dev/null
+missing=()
+for arch in "${arches[@]}"; do
+  # Adding by tag pins each entry to the digest the tag had at this moment.
+  retry priv buildah manifest add "${TLS[@]}" "$list" "docker://$target-$arch" >/dev/null || missing+=("$arch")
+done
+((${#missing[@]} == 0)) || die "not published: ${missing[*]/#/$target-}; $target left untouched"
+listed=$(priv buildah manifest inspect "$list" | entries) || die "could not read the local list $list"
+got=$(cut -d' ' -f1 <<<"$listed" | sort | paste -sd' ' -)
+want=$(printf 'linux/%s\n' "${arches[@]}" | paste -sd' ' -)
+# A tag that holds another arch must not reach the published list.
+[[ $got == "$want" ]] || die "the images tagged ${arches[*]} are really $got; $target left untouched"
+retry priv buildah manifest push "${TLS[@]}" --all --rm --digestfile "$tmp/digest" "$list" "docker://$target" ||
+  die "push of $target failed after ${CIMG_RETRIES:-3} attempt(s)"
+pushed=true
+group_end
+
+digest=$(<"$tmp/digest")
+retry priv skopeo inspect "${TLS[@]}" --raw "docker://$target" >"$tmp/raw" || die "could not read back $target"
+[[ sha256:$(sha256sum <"$tmp/raw" | cut -d' ' -f1) == "$digest" ]] ||
+  die "$target is not the list just pushed ($digest)"
+got=$(entries <"$tmp/raw" | cut -d' ' -f1 | sort | paste -sd' ' -) || die "$target is not a manifest list"
+[[ $got == "$want" ]] || die "$target lists $got, expected $want"
+log "published $target@$digest ($got)"
+set_output image "$target"
+set_output digest "$digest"
+summary "| $target | digest |" "| --- | --- |"
+while read -r platform d; do summary "| $platform | \`$d\` |"; done <<<"$listed"
+summary "| list | \`$digest\` |"

@@ -1,0 +1,190 @@
+"""Real buildah, skopeo and a loopback docker-registry with htpasswd auth; no mocks below the scripts."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+TOOLS = ("buildah", "skopeo", "docker-registry", "htpasswd")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class Registry:
+    host: str
+    username: str
+    password: str
+    authfile: Path  # the tests' own login, kept apart from the one the scripts make
+
+    def skopeo(self, verb: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        cmd = ["skopeo", verb, "--authfile", str(self.authfile), "--tls-verify=false", *args]
+        return subprocess.run(cmd, capture_output=True, check=check)
+
+    def raw(self, ref: str) -> bytes:
+        return self.skopeo("inspect", "--raw", f"docker://{ref}").stdout
+
+    def config(self, ref: str) -> dict:
+        return json.loads(self.skopeo("inspect", "--raw", "--config", f"docker://{ref}").stdout)
+
+    def has(self, ref: str) -> bool:
+        return self.skopeo("inspect", "--raw", f"docker://{ref}", check=False).returncode == 0
+
+
+@pytest.fixture(scope="session")
+def tools():
+    missing = [t for t in TOOLS if not shutil.which(t)]
+    if missing:
+        msg = f"e2e needs {', '.join(missing)} on PATH"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_env(tmp_path_factory):
+    """Every script in this test run logs in to its own auth file and backs off for 0s unless a test says otherwise."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("REGISTRY_AUTH_FILE", str(tmp_path_factory.mktemp("auth") / "auth.json"))
+        mp.setenv("CIMG_RETRY_DELAY", "0")
+        for var in ("GITHUB_ACTIONS", "GITHUB_OUTPUT", "GITHUB_PATH", "GITHUB_STEP_SUMMARY", "REGISTRY_USERNAME"):
+            mp.delenv(var, raising=False)
+        mp.delenv("REGISTRY_PASSWORD", raising=False)
+        yield
+
+
+@pytest.fixture(scope="session")
+def registry(tools, tmp_path_factory) -> Registry:
+    root = tmp_path_factory.mktemp("registry")
+    username, password = "ci", "pw-" + secrets.token_hex(12)
+    htpasswd = subprocess.run(["htpasswd", "-Bbn", username, password], capture_output=True, text=True, check=True)
+    (root / "htpasswd").write_text(htpasswd.stdout)
+    port = free_port()
+    (root / "config.yml").write_text(
+        json.dumps(
+            {
+                "version": "0.1",
+                "log": {"level": "warn"},
+                "storage": {"filesystem": {"rootdirectory": str(root / "data")}, "delete": {"enabled": True}},
+                "http": {"addr": f"127.0.0.1:{port}", "secret": secrets.token_hex(16)},
+                "auth": {"htpasswd": {"realm": "e2e", "path": str(root / "htpasswd")}},
+            }
+        )
+    )
+    log = (root / "registry.log").open("w")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}  # the registry reads these as config
+    proc = subprocess.Popen(["docker-registry", "serve", str(root / "config.yml")], stdout=log, stderr=log, env=env)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/v2/", proc)
+        reg = Registry(f"127.0.0.1:{port}", username, password, root / "tests-auth.json")
+        subprocess.run(
+            ["skopeo", "login", "--authfile", str(reg.authfile), "--tls-verify=false",
+             "--username", username, "--password-stdin", reg.host],
+            input=password, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        yield reg
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
+def wait_http(url: str, proc: subprocess.Popen | None = None, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc and proc.poll() is not None:
+            raise RuntimeError(f"registry exited with {proc.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return  # 401: up, and asking for credentials
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not come up in {timeout}s")
+
+
+@pytest.fixture
+def creds(registry, monkeypatch) -> Registry:
+    monkeypatch.setenv("REGISTRY_USERNAME", registry.username)
+    monkeypatch.setenv("REGISTRY_PASSWORD", registry.password)
+    return registry
+
+
+@pytest.fixture
+def image(request, registry):
+    """A repository name unique to this test; its local images are removed afterwards."""
+    name = f"{registry.host}/e2e/{request.node.name.replace('_', '-').strip('-')[:60]}-{secrets.token_hex(3)}"
+    yield name
+    remove_local(name)
+
+
+def remove_local(name: str) -> None:
+    listed = subprocess.run(
+        ["buildah", "images", "--format", "{{.Name}}:{{.Tag}}"], capture_output=True, text=True, check=False
+    ).stdout.split()
+    refs = [r for r in listed if r.startswith(name + ":")]
+    if refs:
+        subprocess.run(["buildah", "rmi", "-f", *refs], capture_output=True, check=False)
+
+
+@pytest.fixture
+def kubefile(tmp_path) -> Path:
+    """A FROM scratch cluster image context, the common shape of an app image."""
+    ctx = tmp_path / "ctx"
+    (ctx / "manifests").mkdir(parents=True)
+    (ctx / "manifests" / "app.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: e2e\n")
+    (ctx / "Kubefile").write_text('FROM scratch\nCOPY manifests ./manifests\nCMD ["kubectl apply -f manifests"]\n')
+    return ctx
+
+
+@pytest.fixture
+def fakes() -> Path:
+    """Clearly named test doubles: each is a script that stands in for one tool."""
+    return Path(__file__).parent / "fakes"
+
+
+@pytest.fixture
+def on_path(monkeypatch):
+    """Put a directory first on PATH for this test."""
+
+    def put(directory: Path) -> None:
+        monkeypatch.setenv("PATH", f"{directory}{os.pathsep}{os.environ['PATH']}")
+
+    return put
+
+
+class Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def download_server(tmp_path):
+    """Serves a directory over loopback HTTP; yields (directory, base URL)."""
+    root = tmp_path / "www"
+    root.mkdir()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()

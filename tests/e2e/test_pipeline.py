@@ -1,0 +1,149 @@
+"""Build, push and fan in through the local runner, against a real registry."""
+
+import hashlib
+import json
+import os
+import shlex
+import socket
+import subprocess
+import time
+
+import pytest
+
+from clusterimg import runner
+from clusterimg.errors import StepFailed
+from clusterimg.paths import scripts_dir
+
+pytestmark = pytest.mark.e2e
+
+
+def publish(context, image, arches):
+    for arch in arches:
+        runner.build(context, f"{image}:v1", arch, push=True, tls_verify=False)
+    return runner.manifest(f"{image}:v1", arches, tls_verify=False)
+
+
+def platforms(raw: bytes) -> list[str]:
+    return sorted(f"{m['platform']['os']}/{m['platform']['architecture']}" for m in json.loads(raw)["manifests"])
+
+
+def test_two_arch_build_push_and_fan_in_publishes_exactly_amd64_and_arm64(kubefile, image, creds):
+    out = publish(kubefile, image, ["amd64", "arm64"])
+
+    raw = creds.raw(f"{image}:v1")
+    assert out == {"image": f"{image}:v1", "digest": "sha256:" + hashlib.sha256(raw).hexdigest()}
+    assert platforms(raw) == ["linux/amd64", "linux/arm64"]
+    for entry in json.loads(raw)["manifests"]:
+        assert creds.config(f"{image}@{entry['digest']}")["architecture"] == entry["platform"]["architecture"]
+    for arch in ("amd64", "arm64"):
+        assert creds.config(f"{image}:v1-{arch}")["architecture"] == arch
+
+
+def test_password_never_reaches_argv_output_or_summary(
+    kubefile, image, creds, fakes, on_path, tmp_path, monkeypatch, capfd
+):
+    argv_log = tmp_path / "argv.log"
+    monkeypatch.setenv("ARGV_LOG", str(argv_log))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary.md"))
+    monkeypatch.setenv("REGISTRY_AUTH_FILE", str(tmp_path / "auth.json"))
+    on_path(fakes / "argv_log")
+
+    outputs = [runner.build(kubefile, f"{image}:v1", "amd64", push=True, tls_verify=False)]
+    outputs.append(runner.manifest(f"{image}:v1", ["amd64"], tls_verify=False))
+
+    calls = [shlex.split(line) for line in argv_log.read_text().splitlines()]
+    [login] = [c for c in calls if c[:2] == ["buildah", "login"]]  # later steps reuse the stored login
+    assert "--password-stdin" in login
+    assert any(c[:2] == ["buildah", "push"] for c in calls) and any(c[:2] == ["skopeo", "inspect"] for c in calls)
+    captured = capfd.readouterr()
+    for text in (argv_log.read_text(), captured.out, captured.err, (tmp_path / "summary.md").read_text(), str(outputs)):
+        assert creds.password not in text
+
+
+def test_fan_in_naming_an_unbuilt_arch_fails_and_leaves_the_published_list_untouched(kubefile, image, creds):
+    publish(kubefile, image, ["amd64"])
+    before = creds.raw(f"{image}:v1")
+
+    with pytest.raises(StepFailed, match=rf"not published: {image}:v1-arm64"):
+        runner.manifest(f"{image}:v1", ["amd64", "arm64"], tls_verify=False)
+
+    assert creds.raw(f"{image}:v1") == before
+
+
+def test_fan_in_refuses_an_arch_tag_that_holds_another_arch(kubefile, image, creds):
+    runner.build(kubefile, f"{image}:v1", "arm64", push=True, tls_verify=False)
+    creds.skopeo("copy", f"docker://{image}:v1-arm64", f"docker://{image}:v1-amd64")
+
+    with pytest.raises(StepFailed, match=r"are really linux/arm64; .* left untouched"):
+        runner.manifest(f"{image}:v1", ["amd64", "arm64"], tls_verify=False)
+
+    assert not creds.has(f"{image}:v1")
+
+
+def test_push_to_a_dead_registry_fails_within_bounded_time_with_a_clear_message(kubefile, monkeypatch):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again before the push: nothing listens there
+    image = f"127.0.0.1:{port}/e2e/dead"
+    monkeypatch.setenv("CIMG_RETRY_DELAY", "1")
+
+    start = time.monotonic()
+    try:
+        with pytest.raises(StepFailed, match=rf"push of {image}:v1-amd64 to 127.0.0.1:{port} failed after 3 attempt"):
+            runner.build(kubefile, f"{image}:v1", "amd64", push=True, tls_verify=False, retries=3)
+    finally:
+        subprocess.run(["buildah", "rmi", "-f", f"{image}:v1-amd64"], capture_output=True, check=False)
+    assert time.monotonic() - start < 15
+
+
+def test_image_built_for_the_wrong_arch_is_refused_before_push(kubefile, image, creds, fakes, on_path):
+    on_path(fakes / "platform_swap")
+
+    with pytest.raises(StepFailed, match=r"built for 'arm64', not 'amd64'; removed it before any push"):
+        runner.build(kubefile, f"{image}:v1", "amd64", push=True, tls_verify=False)
+
+    assert not creds.has(f"{image}:v1-amd64")
+    local = subprocess.run(["buildah", "inspect", "--type", "image", f"{image}:v1-amd64"], capture_output=True)
+    assert local.returncode != 0
+
+
+def test_sealos_path_with_recording_double_delegating_to_buildah(
+    kubefile, image, fakes, on_path, tmp_path, monkeypatch
+):
+    argv_log = tmp_path / "sealos.argv"
+    monkeypatch.setenv("SEALOS_ARGV_LOG", str(argv_log))
+    on_path(fakes)
+
+    out = runner.build(kubefile, f"{image}:v1", "arm64", builder="sealos")
+
+    ref = f"{image}:v1-arm64"
+    assert out == {"image": ref}
+    [argv] = [shlex.split(line) for line in argv_log.read_text().splitlines()]
+    label = next((i for i, a in enumerate(argv) if a.startswith("io.clusterimage.inputs=")), None)
+    if label is not None:  # the inputs digest label, which plan reads to skip rebuilds
+        assert argv[label - 1] == "--label"
+        del argv[label - 1 : label + 1]
+    assert argv == ["build", "-t", ref, "--platform", "linux/arm64", "-f", f"{kubefile}/Kubefile", str(kubefile)]
+    arch = subprocess.run(
+        ["buildah", "inspect", "--type", "image", "--format", "{{.OCIv1.Architecture}}", ref],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert arch.stdout.strip() == "arm64"
+
+
+def test_build_runs_init_sh_with_arch_app_and_version_and_passes_build_args(kubefile, image, registry):
+    (kubefile / "init.sh").write_text('echo "$@" > prepared.txt\n')
+    (kubefile / "Kubefile").write_text("FROM scratch\nARG GREETING\nLABEL greeting=$GREETING\nCOPY manifests ./m\n")
+    env = {**os.environ, "CIMG_ARCH": "arm64", "CIMG_BUILDER": "buildah", "CIMG_CONTEXT": str(kubefile),
+           "CIMG_IMAGE": image, "CIMG_VERSION": "v1", "CIMG_APP": "myapp",
+           "CIMG_BUILD_ARGS": "\n  GREETING=hello world  \n# a comment\n"}  # fmt: skip
+
+    subprocess.run(["bash", str(scripts_dir() / "build.sh")], env=env, check=True, capture_output=True)
+
+    assert (kubefile / "prepared.txt").read_text() == "arm64 myapp v1\n"
+    label = subprocess.run(
+        ["buildah", "inspect", "--type", "image", "--format", '{{index .OCIv1.Config.Labels "greeting"}}',
+         f"{image}:v1-arm64"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert label.stdout.strip() == "hello world"

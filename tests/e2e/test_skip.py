@@ -1,0 +1,92 @@
+"""Skip unchanged: the label build.sh writes is the digest plan computes, and plan drops what is already published."""
+
+import json
+import secrets
+import sys
+from pathlib import Path
+
+import pytest
+
+from clusterimg import config, inputs, runner
+from clusterimg import plan as plan_mod
+from clusterimg.cli import main
+from clusterimg.model import SEALOS_VERSION, BUILDAH_VERSION
+
+pytestmark = pytest.mark.e2e
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from helpers import KUBEFILE, write_tree  # noqa: E402
+
+
+@pytest.fixture
+def app_repo(tmp_path, registry, monkeypatch):
+    app = f"skip-{secrets.token_hex(3)}"
+    repo = write_tree(tmp_path / "repo", {
+        "clusterimage.yaml": f"registry: '{registry.host}'\nrepository: e2e\nbuilder: buildah\ntls_verify: false\n",
+        f"applications/{app}/v1.0.0/Kubefile": KUBEFILE,
+        f"applications/{app}/v1.0.0/manifests/app.yaml": "kind: Namespace\n",
+    })
+    # What the action passes to build.sh from the workflow's tool versions.
+    monkeypatch.setenv("CIMG_SEALOS_VERSION", SEALOS_VERSION)
+    monkeypatch.setenv("CIMG_BUILDAH_VERSION", BUILDAH_VERSION)
+    return repo, app
+
+
+def plan(repo, capsys, *extra):
+    assert main(["plan", "--repo", str(repo), "--all", "--format", "json", *extra]) == 0
+    out = capsys.readouterr()
+    plan.err = out.err
+    return json.loads(out.out)
+
+
+def publish(repo, app, registry, arch):
+    context = repo / f"applications/{app}/v1.0.0"
+    runner.build(str(context), f"{registry.host}/e2e/{app}:v1.0.0", arch, builder="buildah", push=True, tls_verify=False)
+
+
+def test_label_written_by_build_script_equals_digest_computed_by_plan(app_repo, creds, capsys):
+    repo, app = app_repo
+    publish(repo, app, creds, "arm64")
+    cfg = config.load(repo)
+    target = next(t for t in plan_mod.build_plan(cfg, plan_mod.discover(repo, cfg)).build if t.arch.value == "arm64")
+    label = creds.config(f"{creds.host}/e2e/{app}:v1.0.0-arm64")["config"]["Labels"][inputs.LABEL]
+    assert label == inputs.digest(repo, target, builder="buildah", sealos_version=SEALOS_VERSION,
+                                  buildah_version=BUILDAH_VERSION)
+
+
+def test_skip_unchanged_drops_published_targets_and_a_change_brings_them_back(app_repo, creds, capsys):
+    repo, app = app_repo
+    everything = plan(repo, capsys)
+    assert len(everything["build"]) == 2
+    # Nothing published yet: nothing to skip.
+    assert len(plan(repo, capsys, "--skip-unchanged")["build"]) == 2
+    publish(repo, app, creds, "amd64")
+    kept = plan(repo, capsys, "--skip-unchanged")
+    assert [t["arch"] for t in kept["build"]] == ["arm64"]
+    assert [m["arches"] for m in kept["manifest"]] == [["amd64", "arm64"]]
+    publish(repo, app, creds, "arm64")
+    nothing = plan(repo, capsys, "--skip-unchanged")
+    assert nothing == {"build": [], "manifest": []}
+    # Without --skip-unchanged (a forced run) everything builds again.
+    assert plan(repo, capsys) == everything
+    (repo / f"applications/{app}/v1.0.0/manifests/app.yaml").write_text("kind: Namespace  # changed\n")
+    assert len(plan(repo, capsys, "--skip-unchanged")["build"]) == 2
+
+
+def test_skip_unchanged_lookup_against_a_dead_registry_builds_everything_after_bounded_retries(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    repo = write_tree(tmp_path / "repo", {
+        "clusterimage.yaml": f"registry: '127.0.0.1:{port}'\nrepository: e2e\ntls_verify: false\n",
+        "applications/calico/v1/Kubefile": KUBEFILE,
+    })
+    import time
+
+    start = time.monotonic()
+    data = plan(repo, capsys, "--skip-unchanged")
+    assert len(data["build"]) == 2
+    assert time.monotonic() - start < 30
+    assert plan.err.count("could not inspect") == 2
