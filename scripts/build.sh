@@ -59,10 +59,32 @@ inputs=$(
 )
 extra+=(--label "io.clusterimage.inputs=${inputs%% *}")
 
+# An in-tree parent, written as its list or as any arch's tag, is built FROM this arch's own image of it.
+if [[ -n ${CIMG_PARENTS:-} ]]; then
+  rewritten=$(mktemp "${RUNNER_TEMP:-${TMPDIR:-/tmp}}/Kubefile.XXXXXX")
+  trap 'rm -f "$rewritten"' EXIT
+  CIMG_ARCH=$arch awk '
+    BEGIN {
+      n = split(ENVIRON["CIMG_PARENTS"], pairs, "\n")
+      for (i = 1; i <= n; i++) if ((eq = index(pairs[i], "=")) > 1)
+        base[substr(pairs[i], 1, eq - 1)] = substr(pairs[i], eq + 1) "-" ENVIRON["CIMG_ARCH"]
+    }
+    toupper($1) == "FROM" {
+      for (i = 2; i <= NF; i++) if ($i !~ /^--/) { if ($i in base) $i = base[$i]; break }
+    }
+    { print }' "$file" >"$rewritten"
+  log "parents: $(grep -i '^[[:space:]]*FROM' "$rewritten" | tr '\n' ' ')"
+  file=$rewritten
+fi
+
 if [[ ${CIMG_PREPARE:-true} == true && -f $context/init.sh ]]; then
   group_start "prepare: init.sh $arch $app $version"
   (cd "$context" && bash init.sh "$arch" "$app" "$version") || die "init.sh $arch $app $version failed in $context"
   group_end
+fi
+
+if [[ -n ${CIMG_PARENTS:-} && -n ${CIMG_USERNAME:-} ]]; then
+  registry_login "${CIMG_REGISTRY:-$(registry_of "$image")}"
 fi
 
 group_start "build $ref ($builder)"

@@ -43,6 +43,17 @@ retry() {
   done
 }
 
+# Sets CIMG_GEN to clusterimg-gen: the one given, else one pip-installed from the checkout at $1 into a venv.
+clusterimg_gen_venv() {
+  if [[ -n ${CIMG_GEN:-} ]]; then return 0; fi
+  local venv=${RUNNER_TEMP:-${TMPDIR:-/tmp}}/clusterimg-gen-venv
+  if [[ ! -x "$venv/bin/clusterimg-gen" ]]; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "$(cd "$1" && pwd)"
+  fi
+  CIMG_GEN=$venv/bin/clusterimg-gen
+}
+
 arch_ok() {
   case $1 in
   amd64 | arm64) ;;

@@ -4,12 +4,7 @@ set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-root=$(cd "$CIMG_ACTION_PATH/.." && pwd)
-venv=${RUNNER_TEMP:-${TMPDIR:-/tmp}}/clusterimg-gen-venv
-if [[ ! -x "$venv/bin/clusterimg-gen" ]]; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "$root"
-fi
+clusterimg_gen_venv "$CIMG_ACTION_PATH/.."
 
 # skopeo as this user: the plan's lookups run as this user, unlike the builds.
 skopeo_login() {
@@ -57,13 +52,13 @@ if [[ ${unchanged:-false} == true && ${CIMG_FORCE:-false} != true ]]; then
   fi
 fi
 
-"$venv/bin/clusterimg-gen" "${args[@]}" --format github \
+"$CIMG_GEN" "${args[@]}" --format github \
   --build-shards "${CIMG_BUILD_SHARDS:-1}" --manifest-shards "${CIMG_MANIFEST_SHARDS:-1}" --stages "${CIMG_STAGES:-1}" \
   >> "${GITHUB_OUTPUT:-/dev/stdout}"
 if [[ -n "${GITHUB_STEP_SUMMARY:-}" ]]; then
   {
     echo '```'
-    "$venv/bin/clusterimg-gen" "${args[@]}" --format text
+    "$CIMG_GEN" "${args[@]}" --format text
     echo '```'
   } >> "$GITHUB_STEP_SUMMARY"
 fi

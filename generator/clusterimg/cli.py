@@ -31,7 +31,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @repo_option
 @repository_option
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if any file would change.")
-def workflows(repo: Path, repository: str | None, check: bool) -> None:
+@click.option("--strict", is_flag=True, help="Lint warnings fail the command (exit 1) before anything is written.")
+def workflows(repo: Path, repository: str | None, check: bool, strict: bool) -> None:
     """Render .github/workflows/ (and the action copy) from the tree and clusterimage.yaml."""
     from . import config as config_mod
     from . import plan as plan_mod
@@ -41,6 +42,7 @@ def workflows(repo: Path, repository: str | None, check: bool) -> None:
     from . import lock
 
     found = plan_mod.discover(repo, config)  # the tree must be valid before anything is written
+    _warn(plan_mod.cmd_warnings(found), strict)
     files = render.render(config, plan_mod.build_plan(config, found), lock.load(repo))
     if check:
         changed, stale = write.diff(repo, files)
@@ -99,7 +101,7 @@ def plan(repo, repository, all_, changed_from, changed_to, app, version, skip_un
 
         if extra is None or not TAG.fullmatch(version):
             raise UserError(f"{config.apps_dir}/{app}/{version}: no such app-version (and no latest/ template to make it)")
-        found = found + (extra,)
+        found = plan_mod.resolve_parents(found + (extra,), config)
     scheduled = None
     if cron:
         scheduled = lambda a: config.schedule_of(a) is not None and cron in ("*", config.schedule_of(a))  # noqa: E731
@@ -203,6 +205,69 @@ def dispatch(app, version, repo, github_repo, workflow, ref, force, api_url) -> 
     with github.connect(api_url, need_token=True) as gh:
         gh.dispatch(slug, workflow, ref, inputs)
     click.echo(f"dispatched {workflow} in {slug} on {ref}: " + " ".join(f"{k}={v}" for k, v in inputs.items()))
+
+
+@cli.command()
+@repo_option
+@repository_option
+@click.option("--strict", is_flag=True, help="Exit 1 when there is any warning.")
+def lint(repo: Path, repository: str | None, strict: bool) -> None:
+    """Check the tree: a child Kubefile's CMD must repeat each command of its in-tree parent's CMD."""
+    from . import config as config_mod
+    from . import plan as plan_mod
+
+    found = plan_mod.discover(repo, config_mod.load(repo, {"repository": repository}))
+    _warn(plan_mod.cmd_warnings(found), strict)
+    click.echo(f"{len(found)} app-version(s) checked")
+
+
+def _warn(warnings: list[str], strict: bool) -> None:
+    for line in warnings:
+        click.echo(f"warning: {line}", err=True)
+    if strict and warnings:
+        raise CheckFailed(f"{len(warnings)} lint warning(s) and --strict")
+
+
+@cli.command()
+@click.argument("context", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--arch", "arches", multiple=True, type=click.Choice(["amd64", "arm64"]),
+              help="Arch to check (repeatable) [default: amd64 and arm64].")  # fmt: skip
+@click.option("--check", is_flag=True, help="Ask the registry for each image and arch; exit 1 if any is missing.")
+@click.option("--registry", metavar="HOST", help="Registry that REGISTRY_USERNAME/REGISTRY_PASSWORD log in to.")
+@click.option("--tls-verify/--no-tls-verify", default=True, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["json", "text"]), default="text", show_default=True)
+def images(context: Path, arches: tuple[str, ...], check: bool, registry: str | None, tls_verify: bool,
+           fmt: str) -> None:  # fmt: skip
+    """List the images a build of CONTEXT embeds: images/shim/*, manifests/ and charts/*/values.yaml."""
+    import os
+
+    from . import images as images_mod
+    from . import registry as registry_mod
+
+    if arches and not check:
+        raise click.UsageError("--arch needs --check")
+    username, password = os.environ.get("REGISTRY_USERNAME"), os.environ.get("REGISTRY_PASSWORD")
+    if check and username and not registry:
+        raise click.UsageError("REGISTRY_USERNAME is set: name the registry it logs in to with --registry")
+    listing = images_mod.collect(context)
+    for note in images_mod.notes(listing):
+        click.echo(f"warning: {note}", err=True)
+    missed = None
+    if check:
+        arches = tuple(dict.fromkeys(arches or ("amd64", "arm64")))
+        found = {}
+        if listing.images:
+            with registry_mod.auth(registry, username, password, tls_verify=tls_verify) as authfile:
+                found = registry_mod.platforms(list(listing.images), tls_verify=tls_verify, authfile=authfile)
+        missed = images_mod.missing(listing.images, arches, found)
+    click.echo(images_mod.report(listing, missed, fmt), nl=False)
+    if missed:
+        absent = len({m.image for m in missed})
+        raise CheckFailed(f"{len(missed)} image × arch pair(s) missing, in {absent} of {len(listing.images)} image(s)")
+    if check and listing.images:
+        click.echo(f"all {len(listing.images)} image(s) exist for " + ", ".join(f"linux/{a}" for a in arches), err=True)
+    elif check:
+        click.echo("no embedded images to check", err=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,7 +29,7 @@ from .model import (
 
 KEYS = {
     "registry", "repository", "apps_dir", "arches", "runners", "schedule", "action", "branches", "builder",
-    "tools", "tls_verify", "secrets", "sealos_version", "buildah_version", "apps",
+    "tools", "tls_verify", "check_images", "secrets", "sealos_version", "buildah_version", "apps",
 }
 APP_KEYS = {"arches", "versions", "build_args", "schedule"}
 # Text that GitHub or a shell would evaluate if it ever reached a workflow or a script.
@@ -99,8 +99,9 @@ def parse(data: dict) -> Config:
         kw["builder"] = c.enum("builder", data["builder"], Builder)
     if "tools" in data:
         kw["tools"] = c.enum("tools", data["tools"], Tools)
-    if "tls_verify" in data:
-        kw["tls_verify"] = c.boolean("tls_verify", data["tls_verify"])
+    for key in ("tls_verify", "check_images"):
+        if key in data:
+            kw[key] = c.boolean(key, data[key])
     if "secrets" in data:
         secrets = c.mapping("secrets", data["secrets"])
         for key, value in secrets.items():

@@ -117,6 +117,8 @@ def _build_entry(t) -> dict:
         entry["prepare"] = True
     if t.build_args:
         entry["build_args"] = t.build_args
+    if t.parents:
+        entry["parents"] = "\n".join(f"{written}={base}" for written, base in t.parents)
     return entry
 
 

@@ -72,6 +72,7 @@ class Config:
     builder: Builder = Builder.SEALOS
     tools: Tools = Tools.DOWNLOAD
     tls_verify: bool = True
+    check_images: bool = True  # the build leg's pre-flight: every embedded image exists for the target arch
     username_secret: str = "REGISTRY_USERNAME"
     password_secret: str = "REGISTRY_PASSWORD"
     sealos_version: str = SEALOS_VERSION
@@ -104,6 +105,12 @@ class Config:
         return f"{self.registry}/{self.repository}/{app}"
 
 
+@dataclass(frozen=True)
+class Parent:
+    written: str  # the ref as the Kubefile writes it
+    key: tuple[str, str]  # (app, version) in this tree
+
+
 @dataclass(frozen=True, kw_only=True)
 class AppVersion:
     app: str
@@ -112,7 +119,9 @@ class AppVersion:
     file: str  # repo-relative, posix
     arches: tuple[Arch, ...]
     prepare: bool  # the context is a template with init.sh
-    parents: tuple[tuple[str, str], ...] = ()  # in-tree (app, version) this one is built FROM
+    froms: tuple[str, ...] = ()  # the image refs its Kubefile builds FROM
+    cmd: tuple[str, ...] = ()  # the commands of its Kubefile's CMD
+    parents: tuple[Parent, ...] = ()  # the FROMs that name an app-version of this tree
 
     @property
     def key(self) -> tuple[str, str]:
@@ -131,6 +140,7 @@ class Target:
     prepare: bool
     build_args: str  # newline-separated KEY=VALUE
     stage: int = 0  # built after every lower stage's manifest lists are published
+    parents: tuple[tuple[str, str], ...] = ()  # (FROM ref as written, in-tree image name:version)
 
     @property
     def image(self) -> str:

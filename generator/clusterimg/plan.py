@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
+from . import kubefile
 from .errors import UserError
-from .model import BUILD_FILES, COMPONENT, CONFIG_FILE, TAG, AppVersion, Arch, Config, Manifest, Plan, Target
+from .model import BUILD_FILES, COMPONENT, CONFIG_FILE, TAG, AppVersion, Arch, Config, Manifest, Parent, Plan, Target
 
 TEMPLATE_DIR = "latest"
 TEMPLATE_SCRIPT = "init.sh"
@@ -30,7 +32,7 @@ def discover(repo: Path, config: Config) -> tuple[AppVersion, ...]:
             context = f"{where}/{ver_entry.name}"
             if ver_entry.name == TEMPLATE_DIR or TEMPLATE_SCRIPT in names:
                 for version in opts.versions if opts else ():
-                    found.append(_app_version(app, version, context, names, arches, prepare=True))
+                    found.append(_app_version(app, version, context, names, arches, prepare=True, repo=repo))
                 continue
             if not names.intersection(BUILD_FILES):
                 continue
@@ -40,13 +42,80 @@ def discover(repo: Path, config: Config) -> tuple[AppVersion, ...]:
             version_arches = arches
             if "build_arch" in names:
                 version_arches = (_build_arch(Path(ver_entry.path) / "build_arch", f"{context}/build_arch"),)
-            found.append(_app_version(app, ver_entry.name, context, names, version_arches, prepare=False))
+            found.append(_app_version(app, ver_entry.name, context, names, version_arches, prepare=False, repo=repo))
         clash = concrete.intersection(opts.versions if opts else ())
         if clash:
             raise UserError(
                 f"{CONFIG_FILE}: apps.{app}.versions: {sorted(clash)[0]!r}: expected a version without its own directory"
             )
-    return tuple(sorted(found, key=lambda av: av.key))
+    return resolve_parents(tuple(sorted(found, key=lambda av: av.key)), config)
+
+
+def resolve_parents(found: tuple[AppVersion, ...], config: Config) -> tuple[AppVersion, ...]:
+    """Link each FROM that names an image of this tree to that app-version; a cycle is a user error."""
+    index = {av.key for av in found}
+    linked = tuple(
+        replace(av, parents=tuple(Parent(ref, key) for ref in av.froms if (key := _in_tree(ref, config, index))))
+        for av in found
+    )
+    stages(linked)  # raises on a cycle
+    return linked
+
+
+def stages(selected: tuple[AppVersion, ...]) -> dict[tuple[str, str], int]:
+    """0 without a parent in `selected`, else one more than its highest parent there."""
+    by_key = {av.key: av for av in selected}
+    done: dict[tuple[str, str], int] = {}
+
+    def visit(key, path):
+        if key in done:
+            return done[key]
+        if key in path:
+            cycle = path[path.index(key):] + [key]
+            raise UserError(
+                f"{by_key[key].file}: FROM cycle: " + " -> ".join(f"{a}:{v}" for a, v in cycle)
+                + "; expected each image to build only FROM images built before it"
+            )
+        parents = [p.key for p in by_key[key].parents if p.key in by_key and p.key != key]
+        done[key] = max((visit(p, path + [key]) + 1 for p in parents), default=0)
+        return done[key]
+
+    for av in selected:
+        visit(av.key, [])
+    return done
+
+
+def cmd_warnings(found: tuple[AppVersion, ...]) -> list[str]:
+    """CMD replaces the parent's CMD: a child that sets its own must repeat each of the parent's commands."""
+    by_key = {av.key: av for av in found}
+    out = []
+    for av in found:
+        if not av.cmd:
+            continue
+        for parent in av.parents:
+            up = by_key[parent.key]
+            for command in up.cmd:
+                if command not in av.cmd:
+                    out.append(f"{av.file}: CMD does not run {command!r} from the CMD of its parent {up.file}")
+    return out
+
+
+def _in_tree(ref: str, config: Config, index: set[tuple[str, str]]) -> tuple[str, str] | None:
+    name, sep, tag = ref.rpartition(":")
+    if not sep or "/" in tag or "@" in ref:
+        return None
+    prefixes = [f"{config.registry}/{config.repository}/"]
+    if config.registry == "docker.io":
+        prefixes += [f"{config.repository}/", f"index.docker.io/{config.repository}/"]
+    app = next((name[len(p):] for p in prefixes if name.startswith(p)), None)
+    if app is None or "/" in app:
+        return None
+    if (app, tag) in index:
+        return (app, tag)
+    for arch in Arch:
+        if tag.endswith(f"-{arch.value}") and (app, tag[: -len(arch.value) - 1]) in index:
+            return (app, tag[: -len(arch.value) - 1])
+    return None
 
 
 def template_version(repo: Path, config: Config, app: str, version: str) -> AppVersion | None:
@@ -60,7 +129,7 @@ def template_version(repo: Path, config: Config, app: str, version: str) -> AppV
             opts = config.apps.get(app)
             arches = opts.arches if opts and opts.arches else config.arches
             context = f"{config.apps_dir}/{app}/{entry.name}"
-            return _app_version(app, version, context, names, arches, prepare=True)
+            return _app_version(app, version, context, names, arches, prepare=True, repo=repo)
     return None
 
 
@@ -85,18 +154,21 @@ def select(
 def build_plan(config: Config, selected: tuple[AppVersion, ...]) -> Plan:
     targets: list[Target] = []
     manifests: list[Manifest] = []
+    stage = stages(selected)
     for av in selected:
         name = config.image_name(av.app)
+        parents = tuple((p.written, f"{config.image_name(p.key[0])}:{p.key[1]}") for p in av.parents)
         opts = config.apps.get(av.app)
         build_args = "\n".join(f"{k}={v}" for k, v in opts.build_args) if opts else ""
         for arch in av.arches:
             targets.append(
                 Target(
                     app=av.app, version=av.version, arch=arch, runner=config.runners[arch], context=av.context,
-                    file=av.file, name=name, prepare=av.prepare, build_args=build_args,
+                    file=av.file, name=name, prepare=av.prepare, build_args=build_args, stage=stage[av.key],
+                    parents=parents,
                 )
             )
-        manifests.append(Manifest(app=av.app, version=av.version, name=name, arches=av.arches))
+        manifests.append(Manifest(app=av.app, version=av.version, name=name, arches=av.arches, stage=stage[av.key]))
     return Plan(build=tuple(targets), manifest=tuple(manifests))
 
 
@@ -106,9 +178,13 @@ def _dirs(path: Path):
     return sorted(entries, key=lambda e: e.name)
 
 
-def _app_version(app, version, context, names, arches, *, prepare) -> AppVersion:
+def _app_version(app, version, context, names, arches, *, prepare, repo: Path) -> AppVersion:
     file = next((f for f in BUILD_FILES if f in names), BUILD_FILES[0])
-    return AppVersion(app=app, version=version, context=context, file=f"{context}/{file}", arches=tuple(arches), prepare=prepare)
+    parsed = kubefile.parse((repo / context / file).read_text(encoding="utf-8")) if file in names else None
+    return AppVersion(
+        app=app, version=version, context=context, file=f"{context}/{file}", arches=tuple(arches), prepare=prepare,
+        froms=parsed.froms if parsed else (), cmd=parsed.cmd if parsed else (),
+    )
 
 
 def _build_arch(path: Path, shown: str) -> Arch:

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
-from .errors import UserError
+from .errors import StepFailed, UserError
 
 PARALLEL = 8
 NOT_FOUND = ("manifest unknown", "not found", "name unknown", "no such")
@@ -39,3 +45,109 @@ def _labels(ref: str, tls_verify: bool, retries: int) -> dict | None:
     print(f"warning: could not inspect {ref} ({err.strip().splitlines()[-1] if err.strip() else 'no answer'}); "
           "building it", file=sys.stderr)
     return None
+
+
+# skopeo's words for "no such image", and for an answer that asking again will not change.
+ABSENT = ("manifest unknown", "name unknown", "not found")
+FINAL = ("invalid reference", "unauthorized", "authentication required", "denied")
+
+
+@dataclass(frozen=True)
+class Platforms:
+    """What the registry holds for one ref: its os/arch pairs, or None when it has no such image."""
+
+    platforms: frozenset[str] | None
+    error: str = ""  # why the registry could not be asked
+
+
+class _Absent(Exception):
+    pass
+
+
+class _Failed(Exception):
+    pass
+
+
+def platforms(
+    refs: list[str], *, tls_verify: bool, retries: int = 3, authfile: str | None = None
+) -> dict[str, Platforms]:
+    """ref → the platforms it exists for: a list's entries, or a single manifest's config os/architecture."""
+    with ThreadPoolExecutor(PARALLEL) as pool:
+        return dict(zip(refs, pool.map(lambda r: _platforms(r, tls_verify, retries, authfile), refs)))
+
+
+def _platforms(ref: str, tls_verify: bool, retries: int, authfile: str | None) -> Platforms:
+    cmd = ["skopeo", "inspect", f"--tls-verify={'true' if tls_verify else 'false'}"]
+    cmd += ["--authfile", authfile] if authfile else []
+    try:
+        found = platforms_of(json.loads(_skopeo([*cmd, "--raw", f"docker://{ref}"], retries)))
+        if found is None:
+            found = platforms_of(json.loads(_skopeo([*cmd, "--raw", "--config", f"docker://{ref}"], retries)))
+    except _Absent:
+        return Platforms(None)
+    except (_Failed, ValueError, AttributeError) as exc:
+        return Platforms(frozenset(), str(exc) or type(exc).__name__)
+    return Platforms(frozenset(found or ()))
+
+
+def platforms_of(doc: dict) -> set[str] | None:
+    """os/arch pairs named by a manifest list, an image config or a schema 1 manifest; None for a schema 2 manifest."""
+    if isinstance(doc.get("manifests"), list):
+        return {
+            f"{p.get('os', '')}/{p.get('architecture', '')}"
+            for m in doc["manifests"]
+            if isinstance(m, dict) and isinstance(p := m.get("platform"), dict)
+        }
+    if "architecture" in doc:
+        return {f"{doc.get('os') or 'linux'}/{doc['architecture']}"}
+    return None
+
+
+def _skopeo(cmd: list[str], retries: int, stdin: str | None = None) -> str:
+    """skopeo's stdout, with bounded retries; _Absent at once for a missing image, _Failed after the last attempt."""
+    err = "no answer"
+    for attempt in range(retries):
+        try:
+            proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=60)
+        except FileNotFoundError:
+            raise UserError("skopeo: not found on PATH; checking images needs it") from None
+        except subprocess.TimeoutExpired:
+            proc = None
+        if proc is not None and proc.returncode == 0:
+            return proc.stdout
+        err = _message(proc.stderr) if proc is not None else "timed out"
+        if any(word in err.lower() for word in ABSENT):
+            raise _Absent(err)
+        if any(word in err.lower() for word in FINAL):
+            raise _Failed(err)
+        if attempt + 1 < retries:
+            time.sleep(min(2**attempt, 10))
+    raise _Failed(f"{err} (after {retries} attempts)")
+
+
+def _message(stderr: str) -> str:
+    """The last line skopeo wrote, without its logger's time= and level= fields."""
+    last = (stderr.strip().splitlines() or ["no answer"])[-1]
+    logged = re.search(r'msg="((?:[^"\\]|\\.)*)"', last)
+    return logged.group(1).replace('\\"', '"') if logged else last
+
+
+@contextmanager
+def auth(
+    host: str, username: str | None, password: str | None, *, tls_verify: bool, retries: int = 3
+) -> Iterator[str | None]:
+    """A temporary auth file logged in to `host` when a username is given; else None, for the existing auth."""
+    if not username:
+        yield None
+        return
+    if not password:
+        raise UserError(f"a username was given for {host} but no password")
+    with tempfile.TemporaryDirectory(prefix="clusterimg-auth-") as tmp:
+        authfile = str(Path(tmp) / "auth.json")
+        cmd = ["skopeo", "login", "--authfile", authfile, f"--tls-verify={'true' if tls_verify else 'false'}",
+               "--username", username, "--password-stdin", host]  # fmt: skip
+        try:
+            _skopeo(cmd, retries, stdin=password)
+        except (_Absent, _Failed) as exc:
+            raise StepFailed(f"login to {host} as {username} failed: {exc}") from None
+        yield authfile

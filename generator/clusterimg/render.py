@@ -83,6 +83,7 @@ def workflow(config: Config, plan: Plan, lock: Lock | None = None) -> str:
         buildah_sha256=lock.buildah_sha256 if lock else no_sums,
         registry=config.registry,
         tls_verify=json.dumps(config.tls_verify),
+        check_images=json.dumps(config.check_images),
         username_secret=config.username_secret,
         password_secret=config.password_secret,
     )

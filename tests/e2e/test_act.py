@@ -44,6 +44,9 @@ def user_repo(registry, tmp_path_factory) -> Path:
     """examples/ plus a copy of this repository as its action, with the workflow generated the way users get it."""
     repo = tmp_path_factory.mktemp("act") / "repo"
     shutil.copytree(ROOT / "examples" / "applications", repo / "applications")
+    # The example's openebs is layered FROM its calico: point it at this test's registry.
+    openebs = repo / "applications/openebs/v3.9.0/Kubefile"
+    openebs.write_text(openebs.read_text().replace("docker.io/example/", f"{registry.host}/act/"))
     tracked = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"], capture_output=True, text=True, check=True)
     for rel in tracked.stdout.split("\0"):
         if rel and not rel.startswith(("tests/", "examples/", ".github/")) and (ROOT / rel).is_file():
@@ -57,6 +60,8 @@ def user_repo(registry, tmp_path_factory) -> Path:
         "builder: buildah\n"
         "tools: system\n"
         "tls_verify: false\n"
+        # The example embeds upstream images (quay.io, docker.io) that this offline machine cannot reach.
+        "check_images: false\n"
         "apps:\n  ingress-nginx:\n    versions: [v1.9.4]\n"
     )
     gen = subprocess.run(
@@ -158,6 +163,12 @@ def test_push_builds_only_the_app_version_it_changed(act, registry, user_repo):
     assert registry.password not in out
     assert tags(registry, "openebs") == {"v3.9.0", "v3.9.0-amd64", "v3.9.0-arm64"}
     assert {app: tags(registry, app) for app in seen} == seen
+    # openebs is layered on calico: each arch's leg built FROM that arch's calico image.
+    for arch in ("amd64", "arm64"):
+        assert f"parents: FROM {registry.host}/act/calico:v3.26.1-{arch}" in out
+        parent = json.loads(registry.raw(f"{registry.host}/act/calico:v3.26.1-{arch}"))["layers"]
+        child = json.loads(registry.raw(f"{registry.host}/act/openebs:v3.9.0-{arch}"))["layers"]
+        assert [layer["digest"] for layer in child[: len(parent)]] == [layer["digest"] for layer in parent]
 
 
 def test_schedule_builds_every_app_version_and_build_arch_app_is_a_one_arch_list(act, registry):

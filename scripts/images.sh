@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Pre-flight: fail before the build when an image the context embeds does not exist for the target arch.
+set -euo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+context=${CIMG_CONTEXT:?context is required}
+arch=${CIMG_ARCH:-}
+arch_ok "$arch"
+[[ -d $context ]] || die "context '$context' is not a directory"
+
+# Most contexts embed nothing; they need no Python and no registry round trip.
+if [[ ! -d $context/images/shim && ! -d $context/manifests && ! -d $context/charts ]]; then
+  log "no images/shim, manifests or charts in $context: no embedded images to check"
+  exit 0
+fi
+
+clusterimg_gen_venv "$CIMG_ACTION_PATH"
+
+args=(images "$context" --check --arch "$arch")
+if [[ ${CIMG_TLS_VERIFY:-true} == false ]]; then args+=(--no-tls-verify); fi
+# The login goes where the push would: the registry input, else the image's registry.
+if [[ -n ${CIMG_USERNAME:-} ]]; then
+  registry=${CIMG_REGISTRY:-}
+  if [[ -z $registry ]]; then
+    [[ -n ${CIMG_IMAGE:-} ]] || die "registry or image is required with username"
+    registry=$(registry_of "$CIMG_IMAGE")
+  fi
+  [[ -n ${CIMG_PASSWORD:-} ]] || die "a username was given for $registry but no password"
+  if on_actions; then printf '::add-mask::%s\n' "$CIMG_PASSWORD"; fi
+  args+=(--registry "$registry")
+fi
+
+group_start "check embedded images for linux/$arch"
+status=0
+REGISTRY_USERNAME=${CIMG_USERNAME:-} REGISTRY_PASSWORD=${CIMG_PASSWORD:-} "$CIMG_GEN" "${args[@]}" || status=$?
+group_end
+if ((status)); then
+  die "embedded images of $context not verified for linux/$arch; not building (check-images: false skips this check)"
+fi

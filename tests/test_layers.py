@@ -1,0 +1,130 @@
+"""Layered cluster images: build order from in-tree FROMs, and the CMD lint."""
+
+import json
+
+import pytest
+
+from helpers import KUBEFILE
+
+
+def kubefile(parent: str | None = None, cmd: str = '["kubectl apply -f manifests"]') -> str:
+    return f"FROM {parent or 'scratch'}\nCOPY manifests ./manifests\nCMD {cmd}\n"
+
+
+def stages(cli, repo, *args):
+    result = cli("plan", "--repo", repo, "--format", "json", *args)
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    return {f"{t['app']}:{t['version']}": t["stage"] for t in data["build"]}, data
+
+
+def test_chain_gets_one_stage_per_layer_and_any_spelling_of_the_parent_counts(cli, tree):
+    repo = tree({
+        "applications/kubernetes/v1.27.0/Kubefile": KUBEFILE,
+        "applications/calico/v3.26.1/Kubefile": kubefile("docker.io/acme/kubernetes:v1.27.0-amd64"),
+        "applications/openebs/v3.9.0/Kubefile": kubefile("acme/calico:v3.26.1"),
+        "applications/other/v1/Kubefile": kubefile("docker.io/someone-else/calico:v3.26.1"),
+    })
+    got, data = stages(cli, repo)
+    assert got == {"kubernetes:v1.27.0": 0, "calico:v3.26.1": 1, "openebs:v3.9.0": 2, "other:v1": 0}
+    assert [m["stage"] for m in data["manifest"] if m["app"] == "openebs"] == [2]
+
+
+def test_diamond_takes_the_longest_path(cli, tree):
+    repo = tree({
+        "applications/base/v1/Kubefile": KUBEFILE,
+        "applications/left/v1/Kubefile": kubefile("docker.io/acme/base:v1"),
+        "applications/right/v1/Kubefile": kubefile("docker.io/acme/left:v1"),
+        "applications/top/v1/Dockerfile": "FROM docker.io/acme/left:v1 AS l\nFROM docker.io/acme/right:v1\n"
+                                          "COPY --from=l /x /x\n",
+    })
+    got, _ = stages(cli, repo)
+    assert got == {"base:v1": 0, "left:v1": 1, "right:v1": 2, "top:v1": 3}
+
+
+def test_a_parent_not_built_in_this_run_is_used_as_published(cli, tree):
+    repo = tree({
+        "applications/calico/v3.26.1/Kubefile": KUBEFILE,
+        "applications/openebs/v3.9.0/Kubefile": kubefile("docker.io/acme/calico:v3.26.1"),
+    })
+    got, data = stages(cli, repo, "--app", "openebs")
+    assert got == {"openebs:v3.9.0": 0}
+    assert {t["arch"] for t in data["build"]} == {"amd64", "arm64"}
+
+
+def test_parent_refs_reach_the_build_leg_as_this_arch_per_arch_image(cli, tree):
+    repo = tree({
+        "applications/calico/v3.26.1/Kubefile": KUBEFILE,
+        "applications/openebs/v3.9.0/Kubefile": kubefile("docker.io/acme/calico:v3.26.1-amd64"),
+    })
+    result = cli("plan", "--repo", repo, "--format", "github", "--stages", "2")
+    matrices = json.loads(result.out.partition("=")[2])
+    assert matrices["build_s1_arm64"] == [{
+        "app": "openebs", "version": "v3.9.0",
+        "parents": "docker.io/acme/calico:v3.26.1-amd64=docker.io/acme/calico:v3.26.1",
+    }]
+    assert matrices["build_s0_arm64"] == [{"app": "calico", "version": "v3.26.1"}]
+
+
+def test_stages_become_jobs_that_wait_for_the_previous_fan_in(cli, tree):
+    from clusterimg.yamlio import load
+
+    repo = tree({
+        "applications/calico/v3.26.1/Kubefile": KUBEFILE,
+        "applications/openebs/v3.9.0/Kubefile": kubefile("docker.io/acme/calico:v3.26.1"),
+    })
+    assert cli("workflows", "--repo", repo).code == 0
+    jobs = load((repo / ".github/workflows/clusterimage.yml").read_text())["jobs"]
+    assert sorted(jobs) == ["build-s0-amd64", "build-s0-arm64", "build-s1-amd64", "build-s1-arm64",
+                            "manifest-s0", "manifest-s1", "plan"]
+    assert jobs["build-s1-arm64"]["needs"] == ["plan", "manifest-s0"]
+    assert jobs["manifest-s1"]["needs"] == ["plan", "build-s1-amd64", "build-s1-arm64"]
+    assert "!failure()" in jobs["build-s1-amd64"]["if"]
+
+
+def test_a_from_cycle_is_a_user_error_naming_the_cycle(cli, tree):
+    repo = tree({
+        "applications/a/v1/Kubefile": kubefile("docker.io/acme/b:v1"),
+        "applications/b/v1/Kubefile": kubefile("docker.io/acme/a:v1"),
+    })
+    for command in ("plan", "workflows"):
+        result = cli(command, "--repo", repo)
+        assert result.code == 2
+        assert "FROM cycle: a:v1 -> b:v1 -> a:v1" in result.err and len(result.err.strip().splitlines()) == 1
+
+
+CHILD_MISSING = '["kubectl apply -f manifests/openebs.yaml"]'
+CHILD_FULL = '["kubectl apply -f cni/calico.yaml", "kubectl apply -f manifests/openebs.yaml"]'
+
+
+@pytest.mark.parametrize("command", ["lint", "workflows"])
+def test_cmd_lint_names_both_files_and_the_missing_command(cli, tree, command):
+    repo = tree({
+        "applications/calico/v3.26.1/Kubefile": kubefile(cmd='["kubectl apply -f cni/calico.yaml"]'),
+        "applications/openebs/v3.9.0/Kubefile": kubefile("docker.io/acme/calico:v3.26.1", CHILD_MISSING),
+    })
+    result = cli(command, "--repo", repo)
+    assert result.code == 0
+    assert ("warning: applications/openebs/v3.9.0/Kubefile: CMD does not run 'kubectl apply -f cni/calico.yaml' "
+            "from the CMD of its parent applications/calico/v3.26.1/Kubefile") in result.err
+    strict = cli(command, "--repo", repo, "--strict")
+    assert strict.code == 1 and "--strict" in strict.err
+
+
+def test_cmd_lint_is_quiet_when_the_child_repeats_or_inherits_the_parent_cmd(cli, tree):
+    repo = tree({
+        "applications/calico/v3.26.1/Kubefile": kubefile(cmd='["kubectl apply -f cni/calico.yaml"]'),
+        "applications/openebs/v3.9.0/Kubefile": kubefile("docker.io/acme/calico:v3.26.1", CHILD_FULL),
+        "applications/inherit/v1/Kubefile": "FROM docker.io/acme/calico:v3.26.1\nCOPY x ./x\n",
+    })
+    result = cli("lint", "--repo", repo, "--strict")
+    assert result.code == 0 and "warning" not in result.err
+
+
+def test_shipped_examples_layer_openebs_on_calico_with_the_combined_cmd(cli):
+    from helpers import ROOT
+
+    result = cli("lint", "--repo", ROOT / "examples", "--strict")
+    assert result.code == 0, result.err
+    got, _ = stages(cli, ROOT / "examples", "--all")
+    assert got["openebs:v3.9.0"] == 1 and got["calico:v3.26.1"] == 0
