@@ -133,6 +133,9 @@ def _handler(gh: FakeGitHub):
         def do_POST(self):
             self._serve("POST")
 
+        def do_PUT(self):
+            self._serve("PUT")
+
         def _serve(self, method: str) -> None:
             url = urlsplit(self.path)
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -188,6 +191,10 @@ def _handler(gh: FakeGitHub):
                 extra = sorted(set(req.json().get("inputs", {})) - declared)
                 if extra:
                     return self._json(422, fixture("error_422_inputs", inputs=json.dumps(extra)))
+                return self._send(204, b"", None)
+            if req.method == "PUT" and rest[:2] == ["actions", "workflows"] and rest[3:] == ["enable"]:
+                if req.headers.get("authorization") is None:
+                    return self._json(401, {"message": "Requires authentication", "status": "401"})
                 return self._send(204, b"", None)
             if rest[:3] == ["git", "ref", "tags"]:
                 tag = "/".join(rest[3:])

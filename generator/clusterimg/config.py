@@ -29,7 +29,7 @@ from .model import (
 
 KEYS = {
     "registry", "repository", "apps_dir", "arches", "runners", "schedule", "action", "branches", "builder",
-    "tools", "tls_verify", "check_images", "secrets", "sealos_version", "buildah_version", "apps",
+    "tools", "tls_verify", "check_images", "keepalive", "secrets", "sealos_version", "buildah_version", "apps",
 }
 APP_KEYS = {"arches", "versions", "build_args", "schedule"}
 # Text that GitHub or a shell would evaluate if it ever reached a workflow or a script.
@@ -99,7 +99,7 @@ def parse(data: dict) -> Config:
         kw["builder"] = c.enum("builder", data["builder"], Builder)
     if "tools" in data:
         kw["tools"] = c.enum("tools", data["tools"], Tools)
-    for key in ("tls_verify", "check_images"):
+    for key in ("tls_verify", "check_images", "keepalive"):
         if key in data:
             kw[key] = c.boolean(key, data[key])
     if "secrets" in data:

@@ -73,6 +73,7 @@ class Config:
     tools: Tools = Tools.DOWNLOAD
     tls_verify: bool = True
     check_images: bool = True  # the build leg's pre-flight: every embedded image exists for the target arch
+    keepalive: bool = True  # scheduled runs re-enable the workflow before GitHub's 60-day inactivity cut-off
     username_secret: str = "REGISTRY_USERNAME"
     password_secret: str = "REGISTRY_PASSWORD"
     sealos_version: str = SEALOS_VERSION

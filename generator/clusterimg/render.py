@@ -84,6 +84,8 @@ def workflow(config: Config, plan: Plan, lock: Lock | None = None) -> str:
         registry=config.registry,
         tls_verify=json.dumps(config.tls_verify),
         check_images=json.dumps(config.check_images),
+        keepalive=config.keepalive,
+        workflow_file=WORKFLOW_FILE,
         username_secret=config.username_secret,
         password_secret=config.password_secret,
     )

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fake_github import FakeGitHub  # noqa: E402
 
 pytestmark = [pytest.mark.act, pytest.mark.e2e]
 
@@ -75,14 +79,28 @@ def user_repo(registry, tmp_path_factory) -> Path:
     return repo
 
 
+TOKEN = "ghs_" + secrets.token_hex(16)
+
+
+@pytest.fixture(scope="session")
+def github_api():
+    """The keepalive job talks to GitHub's API: here, a loopback stand-in that records the calls."""
+    with FakeGitHub() as gh:
+        gh.token = TOKEN
+        yield gh
+
+
 @pytest.fixture
-def act(act_bin, user_repo, registry, tmp_path):
+def act(act_bin, user_repo, registry, github_api, tmp_path):
     """Run one event through act; returns (exit code, combined output)."""
     secrets_file = tmp_path / "secrets.env"
-    secrets_file.write_text(f"REGISTRY_USERNAME={registry.username}\nREGISTRY_PASSWORD={registry.password}\n")
+    secrets_file.write_text(
+        f"REGISTRY_USERNAME={registry.username}\nREGISTRY_PASSWORD={registry.password}\nGITHUB_TOKEN={TOKEN}\n"
+    )
 
     def run(event: str, payload: dict | None = None, inputs: dict | None = None) -> tuple[int, str]:
-        cmd = [act_bin, event, "-W", WORKFLOW, "--secret-file", str(secrets_file), *PLATFORMS]
+        cmd = [act_bin, event, "-W", WORKFLOW, "--secret-file", str(secrets_file), *PLATFORMS,
+               "--env", f"GITHUB_API_URL={github_api.url}"]
         if payload is not None:  # act ignores --input when given an event file
             event_file = tmp_path / "event.json"
             event_file.write_text(json.dumps(payload))
@@ -171,10 +189,13 @@ def test_push_builds_only_the_app_version_it_changed(act, registry, user_repo):
         assert [layer["digest"] for layer in child[: len(parent)]] == [layer["digest"] for layer in parent]
 
 
-def test_schedule_builds_every_app_version_and_build_arch_app_is_a_one_arch_list(act, registry):
+def test_schedule_builds_every_app_version_and_build_arch_app_is_a_one_arch_list(act, registry, github_api):
     code, out = act("schedule")
     assert code == 0, out[-4000:]
-    assert registry.password not in out
+    assert registry.password not in out and TOKEN not in out
+    enables = [r for r in github_api.requests if r.method == "PUT"]
+    assert [r.path.rsplit("/", 4)[1:] for r in enables] == [["actions", "workflows", "clusterimage.yml", "enable"]]
+    assert enables[0].headers["authorization"] == f"Bearer {TOKEN}"
     for app, version in (("calico", "v3.26.1"), ("ingress-nginx", "v1.9.4"), ("openebs", "v3.9.0")):
         assert platforms(registry, f"{registry.host}/act/{app}:{version}") == ["linux/amd64", "linux/arm64"]
     assert platforms(registry, f"{registry.host}/act/helm:v3.14.0") == ["linux/amd64"]
