@@ -76,7 +76,7 @@ def test_stages_become_jobs_that_wait_for_the_previous_fan_in(cli, tree):
     assert cli("workflows", "--repo", repo).code == 0
     jobs = load((repo / ".github/workflows/clusterimage.yml").read_text())["jobs"]
     assert sorted(jobs) == ["build-s0-amd64", "build-s0-arm64", "build-s1-amd64", "build-s1-arm64",
-                            "manifest-s0", "manifest-s1", "plan"]
+                            "keepalive", "manifest-s0", "manifest-s1", "plan"]
     assert jobs["build-s1-arm64"]["needs"] == ["plan", "manifest-s0"]
     assert jobs["manifest-s1"]["needs"] == ["plan", "build-s1-amd64", "build-s1-arm64"]
     assert "!failure()" in jobs["build-s1-amd64"]["if"]

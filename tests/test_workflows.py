@@ -144,7 +144,8 @@ def test_every_job_has_a_timeout_and_checkout_never_persists_credentials(cli, tr
     assert doc["permissions"] == {}
     for name, job in doc["jobs"].items():
         assert job["timeout-minutes"] > 0, name
-        assert job["permissions"] == {"contents": "read"}, name
+        expected = {"actions": "write"} if name == "keepalive" else {"contents": "read"}
+        assert job["permissions"] == expected, name
         for step in job["steps"]:
             if step.get("uses", "").startswith("actions/checkout@"):
                 assert re.fullmatch(r"actions/checkout@[0-9a-f]{40}", step["uses"])
@@ -183,3 +184,19 @@ def test_plan_json_is_one_object_with_build_and_manifest(cli, tmp_path):
     assert set(data) == {"build", "manifest"}
     helm = [m for m in data["manifest"] if m["app"] == "helm"]
     assert helm[0]["arches"] == ["amd64"]
+
+
+def test_keepalive_runs_only_on_schedule_and_can_be_turned_off(cli, tree):
+    from clusterimg.yamlio import load
+
+    repo = tree()
+    cli("workflows", "--repo", repo)
+    job = load((repo / WORKFLOW).read_text())["jobs"]["keepalive"]
+    assert job["if"] == "github.event_name == 'schedule'"
+    assert job["steps"][0]["env"] == {"GH_TOKEN": "${{ github.token }}"}
+    assert "actions/workflows/clusterimage.yml/enable" in job["steps"][0]["run"]
+    assert "$GH_TOKEN" not in job["steps"][0]["run"].split("curl", 1)[1]  # the token goes on stdin, not argv
+    for config in ("repository: acme\nkeepalive: false\n", "repository: acme\nschedule: false\n"):
+        (repo / "clusterimage.yaml").write_text(config)
+        cli("workflows", "--repo", repo)
+        assert "keepalive" not in load((repo / WORKFLOW).read_text())["jobs"]
