@@ -55,8 +55,7 @@ def resolve_parents(found: tuple[AppVersion, ...], config: Config) -> tuple[AppV
     """Link each FROM that names an image of this tree to that app-version; a cycle is a user error."""
     index = {av.key for av in found}
     linked = tuple(
-        replace(av, parents=tuple(Parent(ref, key) for ref in av.froms if (key := _in_tree(ref, config, index))))
-        for av in found
+        replace(av, parents=parents) if (parents := _parents(av, config, index)) else av for av in found
     )
     stages(linked)  # raises on a cycle
     return linked
@@ -98,6 +97,10 @@ def cmd_warnings(found: tuple[AppVersion, ...]) -> list[str]:
                 if command not in av.cmd:
                     out.append(f"{av.file}: CMD does not run {command!r} from the CMD of its parent {up.file}")
     return out
+
+
+def _parents(av: AppVersion, config: Config, index) -> tuple[Parent, ...]:
+    return tuple(Parent(ref, key) for ref in av.froms if (key := _in_tree(ref, config, index)))
 
 
 def _in_tree(ref: str, config: Config, index: set[tuple[str, str]]) -> tuple[str, str] | None:
@@ -180,7 +183,10 @@ def _dirs(path: Path):
 
 def _app_version(app, version, context, names, arches, *, prepare, repo: Path) -> AppVersion:
     file = next((f for f in BUILD_FILES if f in names), BUILD_FILES[0])
-    parsed = kubefile.parse((repo / context / file).read_text(encoding="utf-8")) if file in names else None
+    parsed = None
+    if file in names:
+        with open(os.path.join(repo, context, file), encoding="utf-8") as fh:
+            parsed = kubefile.parse(fh.read())
     return AppVersion(
         app=app, version=version, context=context, file=f"{context}/{file}", arches=tuple(arches), prepare=prepare,
         froms=parsed.froms if parsed else (), cmd=parsed.cmd if parsed else (),

@@ -33,7 +33,12 @@ def plan(plan: Plan, fmt: str, layout: Layout) -> str:
         return "matrices=" + json.dumps(matrices, sort_keys=True, separators=(",", ":")) + "\n"
     data = plan_data(plan)
     if fmt == "json":
-        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+        # One entry per line: readable, diffable, and json's C encoder (indent= falls back to pure Python).
+        parts = [
+            f'"{key}": [' + ",".join("\n  " + json.dumps(e, sort_keys=True) for e in data[key]) + ("\n]" if data[key] else "]")
+            for key in sorted(data)
+        ]
+        return "{" + ",\n".join(parts) + "}\n"
     lines = [f"{len(data['build'])} build(s), {len(data['manifest'])} manifest list(s)"]
     lines += [f"  build    {t['image']}  on {t['runner']}  from {t['file']}" for t in data["build"]]
     lines += [f"  manifest {m['image']}  [{', '.join(m['arches'])}]" for m in data["manifest"]]

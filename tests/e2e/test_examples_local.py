@@ -1,0 +1,48 @@
+"""The shipped examples build locally with `clusterimg-gen build` and `manifest`, stage by stage, as the README says."""
+
+import json
+import secrets
+import shutil
+from pathlib import Path
+
+import pytest
+
+from clusterimg.cli import main
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(capsys, *args) -> str:
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    assert code == 0, out.err[-3000:]
+    return out.out
+
+
+def test_examples_build_locally_with_buildah_in_stage_order(creds, tmp_path, capsys):
+    repo = tmp_path / "examples"
+    shutil.copytree(ROOT / "examples", repo, ignore=shutil.ignore_patterns(".github"))
+    namespace = f"ex{secrets.token_hex(3)}"
+    config = (repo / "clusterimage.yaml").read_text().replace("registry: docker.io", f"registry: '{creds.host}'")
+    (repo / "clusterimage.yaml").write_text(config.replace("repository: example", f"repository: {namespace}"))
+    openebs = repo / "applications/openebs/v3.9.0/Kubefile"
+    openebs.write_text(openebs.read_text().replace("docker.io/example/", f"{creds.host}/{namespace}/"))
+
+    plan = json.loads(run(capsys, "plan", "--repo", repo, "--all", "--format", "json"))
+    assert {(t["app"], t["stage"]) for t in plan["build"]} >= {("calico", 0), ("openebs", 1)}
+    for stage in sorted({t["stage"] for t in plan["build"]}):
+        for t in (t for t in plan["build"] if t["stage"] == stage):
+            run(capsys, "build", repo / t["context"], "--image", f"{t['name']}:{t['version']}", "--arch", t["arch"],
+                "--file", repo / t["file"], "--builder", "buildah", "--push", "--no-tls-verify")
+        for m in (m for m in plan["manifest"] if m["stage"] == stage):
+            run(capsys, "manifest", m["image"], *[f"--arch={a}" for a in m["arches"]], "--no-tls-verify")
+
+    for m in plan["manifest"]:
+        index = json.loads(creds.raw(m["image"]))
+        assert sorted(e["platform"]["architecture"] for e in index["manifests"]) == m["arches"]
+    for arch in ("amd64", "arm64"):
+        parent = json.loads(creds.raw(f"{creds.host}/{namespace}/calico:v3.26.1-{arch}"))["layers"]
+        child = json.loads(creds.raw(f"{creds.host}/{namespace}/openebs:v3.9.0-{arch}"))["layers"]
+        assert [x["digest"] for x in child[: len(parent)]] == [x["digest"] for x in parent]
+        assert creds.config(f"{creds.host}/{namespace}/openebs:v3.9.0-{arch}")["architecture"] == arch
