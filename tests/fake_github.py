@@ -192,6 +192,10 @@ def _handler(gh: FakeGitHub):
                 if extra:
                     return self._json(422, fixture("error_422_inputs", inputs=json.dumps(extra)))
                 return self._send(204, b"", None)
+            if req.method == "POST" and rest == ["pulls"]:
+                if req.headers.get("authorization") is None:
+                    return self._json(401, {"message": "Requires authentication", "status": "401"})
+                return self._json(201, {"number": 1, "head": {"ref": req.json()["head"]}, "state": "open"})
             if req.method == "PUT" and rest[:2] == ["actions", "workflows"] and rest[3:] == ["enable"]:
                 if req.headers.get("authorization") is None:
                     return self._json(401, {"message": "Requires authentication", "status": "401"})

@@ -5,7 +5,7 @@ import pytest
 from clusterimg import model, yamlio
 from helpers import ROOT
 
-ACTIONS = ["action.yml", "manifest/action.yml", "plan/action.yml"]
+ACTIONS = ["action.yml", "manifest/action.yml", "plan/action.yml", "lock/action.yml"]
 
 
 @pytest.mark.parametrize("path", ACTIONS)

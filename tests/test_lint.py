@@ -85,7 +85,8 @@ def test_examples_repo_generates_a_lint_clean_pipeline(cli, tmp_path):
 
 
 def test_own_actions_and_workflows_pass_zizmor_actionlint_and_schema():
-    actions = [ROOT / "action.yml", ROOT / "manifest/action.yml", ROOT / "plan/action.yml"]
+    actions = [ROOT / "action.yml", *sorted(ROOT.glob("*/action.yml"))]
+    assert len(actions) == 4
     workflows = sorted((ROOT / ".github/workflows").glob("*.yml"))
     assert zizmor(*actions, *workflows) == []
     assert schema("actions", *actions) == ""

@@ -24,12 +24,14 @@ def test_golden_workflow_and_plan(cli, tmp_path, name):
     assert result.code == 0, result.err
     plan = cli("plan", "--repo", repo, "--format", "json", *args)
     assert plan.code == 0, plan.err
-    got = {"clusterimage.yml": normalized((repo / WORKFLOW).read_text()), "plan.json": plan.out}
+    got = {p.name: normalized(p.read_text()) for p in (repo / ".github/workflows").glob("*.yml")}
+    got["plan.json"] = plan.out
     expected_dir = GOLDEN / name / "expected"
     if os.environ.get("UPDATE_GOLDEN"):
         expected_dir.mkdir(exist_ok=True)
         for fname, text in got.items():
             (expected_dir / fname).write_text(text)
+    assert sorted(got) == sorted(p.name for p in expected_dir.iterdir())
     for fname, text in got.items():
         assert text == (expected_dir / fname).read_text(), f"{name}/{fname} differs; UPDATE_GOLDEN=1 to accept"
 

@@ -29,7 +29,7 @@ from .model import (
 
 KEYS = {
     "registry", "repository", "apps_dir", "arches", "runners", "schedule", "action", "branches", "builder",
-    "tools", "tls_verify", "check_images", "keepalive", "secrets", "sealos_version", "buildah_version", "apps",
+    "tools", "tls_verify", "check_images", "keepalive", "lock_refresh", "secrets", "sealos_version", "buildah_version", "apps",
 }
 APP_KEYS = {"arches", "versions", "build_args", "schedule"}
 # Text that GitHub or a shell would evaluate if it ever reached a workflow or a script.
@@ -99,6 +99,8 @@ def parse(data: dict) -> Config:
         kw["builder"] = c.enum("builder", data["builder"], Builder)
     if "tools" in data:
         kw["tools"] = c.enum("tools", data["tools"], Tools)
+    if "lock_refresh" in data:
+        kw["lock_refresh"] = c.schedule("lock_refresh", data["lock_refresh"])
     for key in ("tls_verify", "check_images", "keepalive"):
         if key in data:
             kw[key] = c.boolean(key, data[key])

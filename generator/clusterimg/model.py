@@ -21,6 +21,7 @@ BUILD_FILES = ("Kubefile", "Dockerfile", "Sealfile")
 CONFIG_FILE = "clusterimage.yaml"
 VENDOR_DIR = ".github/actions/clusterimage"
 WORKFLOW_FILE = "clusterimage.yml"
+LOCK_WORKFLOW_FILE = "clusterimage-lock.yml"
 
 
 class Arch(str, Enum):
@@ -73,6 +74,7 @@ class Config:
     tools: Tools = Tools.DOWNLOAD
     tls_verify: bool = True
     check_images: bool = True  # the build leg's pre-flight: every embedded image exists for the target arch
+    lock_refresh: str | None = None  # cron of the optional workflow that refreshes clusterimage.lock through a PR
     keepalive: bool = True  # scheduled runs re-enable the workflow before GitHub's 60-day inactivity cut-off
     username_secret: str = "REGISTRY_USERNAME"
     password_secret: str = "REGISTRY_PASSWORD"
