@@ -202,3 +202,16 @@ def test_keepalive_runs_only_on_schedule_and_can_be_turned_off(cli, tree):
         (repo / "clusterimage.yaml").write_text(config)
         cli("workflows", "--repo", repo)
         assert "keepalive" not in load((repo / WORKFLOW).read_text())["jobs"]
+
+
+def test_default_pins_are_current_majors_and_a_node20_pin_is_flagged(cli, tree, monkeypatch):
+    from clusterimg import pins
+
+    assert all(p.runtime != "node20" for p in pins.DEFAULTS.values())
+    repo = tree()
+    assert "node20" not in cli("workflows", "--repo", repo).err
+    old = pins.Pin("actions/checkout", "v4.2.2", "0" * 40, "node20")
+    monkeypatch.setitem(pins.DEFAULTS, "actions/checkout", old)
+    result = cli("workflows", "--repo", repo)
+    assert "warning: actions/checkout@v4.2.2 runs on node20" in result.err
+    assert cli("workflows", "--repo", repo, "--strict").code == 1

@@ -42,7 +42,7 @@ def workflows(repo: Path, repository: str | None, check: bool, strict: bool) -> 
     from . import lock
 
     found = plan_mod.discover(repo, config)  # the tree must be valid before anything is written
-    _warn(plan_mod.cmd_warnings(found), strict)
+    _warn(plan_mod.cmd_warnings(found) + render.runtime_warnings(), strict)
     files = render.render(config, plan_mod.build_plan(config, found), lock.load(repo))
     if check:
         changed, stale = write.diff(repo, files)
