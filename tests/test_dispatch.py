@@ -120,6 +120,14 @@ def test_dispatch_reads_the_repository_from_git_origin(cli, gh, tmp_path):
     assert posts(gh)[0].path == DISPATCHES
 
 
+def test_github_repo_in_config_wins_over_the_git_origin(cli, gh, tmp_path):
+    repo = git_repo(tmp_path / "checkout", "git@gitlab.example.com:mirror/elsewhere.git")
+    (repo / "clusterimage.yaml").write_text("repository: acme\ngithub_repo: acme/images\n")
+    result = dispatch(cli, gh, "calico", "v3.26.1", "--repo", repo)
+    assert result.code == 0, result.err
+    assert posts(gh)[0].path == DISPATCHES
+
+
 def test_credentials_in_a_remote_url_are_never_echoed(cli, gh, tmp_path):
     repo = git_repo(tmp_path / "checkout", "https://user:hunter2secret@github.com/just-one-part")
     result = dispatch(cli, gh, "calico", "v1", "--repo", repo)

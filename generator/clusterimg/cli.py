@@ -200,7 +200,8 @@ def dispatch(app, version, repo, github_repo, workflow, ref, force, api_url) -> 
         raise click.BadParameter(f"{version!r}: expected a version (an OCI tag such as v1.2.3)", param_hint="VERSION")
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", workflow):
         raise click.BadParameter(f"{workflow!r}: expected a file name in .github/workflows/", param_hint="--workflow")
-    slug = github.check_repo(github_repo) if github_repo else github.origin(repo)
+    slug = github_repo or _configured_github_repo(repo)
+    slug = github.check_repo(slug) if slug else github.origin(repo)
     inputs = {"app": app, "version": version, **({"force": "true"} if force else {})}
     with github.connect(api_url, need_token=True) as gh:
         gh.dispatch(slug, workflow, ref, inputs)
@@ -219,6 +220,13 @@ def lint(repo: Path, repository: str | None, strict: bool) -> None:
     found = plan_mod.discover(repo, config_mod.load(repo, {"repository": repository}))
     _warn(plan_mod.cmd_warnings(found), strict)
     click.echo(f"{len(found)} app-version(s) checked")
+
+
+def _configured_github_repo(repo: Path) -> str | None:
+    """`github_repo: OWNER/NAME` in clusterimage.yaml, for repos whose origin is not GitHub."""
+    from . import config as config_mod
+
+    return config_mod.load(repo, {"repository": "unused"}, check_tree=False).github_repo
 
 
 def _warn(warnings: list[str], strict: bool) -> None:

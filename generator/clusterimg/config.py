@@ -29,15 +29,16 @@ from .model import (
 
 KEYS = {
     "registry", "repository", "apps_dir", "arches", "runners", "schedule", "action", "branches", "builder",
-    "tools", "tls_verify", "check_images", "keepalive", "lock_refresh", "secrets", "sealos_version", "buildah_version", "apps",
+    "tools", "tls_verify", "check_images", "keepalive", "lock_refresh", "github_repo", "secrets", "sealos_version", "buildah_version", "apps",
 }
 APP_KEYS = {"arches", "versions", "build_args", "schedule"}
 # Text that GitHub or a shell would evaluate if it ever reached a workflow or a script.
+GITHUB_REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 INJECTION = re.compile(r"\$\{\{|\$\(|`|[\r\n\x00]")
 CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
 
 
-def load(repo: Path, overrides: dict | None = None) -> Config:
+def load(repo: Path, overrides: dict | None = None, *, check_tree: bool = True) -> Config:
     """Defaults, then clusterimage.yaml, then overrides (from flags)."""
     path = repo / CONFIG_FILE
     data: dict = {}
@@ -55,7 +56,7 @@ def load(repo: Path, overrides: dict | None = None) -> Config:
     data = {**data, **{k: v for k, v in (overrides or {}).items() if v is not None}}
     config = parse(data)
     apps_dir = repo / config.apps_dir
-    if not apps_dir.is_dir():
+    if check_tree and not apps_dir.is_dir():
         raise ConfigError(CONFIG_FILE, "apps_dir", config.apps_dir, "an existing directory in the repository")
     return config
 
@@ -99,6 +100,8 @@ def parse(data: dict) -> Config:
         kw["builder"] = c.enum("builder", data["builder"], Builder)
     if "tools" in data:
         kw["tools"] = c.enum("tools", data["tools"], Tools)
+    if "github_repo" in data:
+        kw["github_repo"] = c.match("github_repo", data["github_repo"], GITHUB_REPO, "OWNER/NAME of the GitHub repository")
     if "lock_refresh" in data:
         kw["lock_refresh"] = c.schedule("lock_refresh", data["lock_refresh"])
     for key in ("tls_verify", "check_images", "keepalive"):
