@@ -4,7 +4,7 @@
 
 PAYLOAD_MB adds that much incompressible data to the image, closer to a real cluster image than the bare Kubefile.
 
-Needs buildah, skopeo, jq, docker-registry and htpasswd on PATH, and root (as the e2e tests do).
+Needs buildah, skopeo, docker-registry and htpasswd on PATH, and root (as the e2e tests do).
 """
 
 from __future__ import annotations
