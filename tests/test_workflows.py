@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from helpers import GOLDEN, KUBEFILE, ROOT, copy_scenario, snapshot
+from helpers import GOLDEN, ROOT, copy_scenario, snapshot
 
 SCENARIOS = sorted(p.name for p in GOLDEN.iterdir() if (p / "repo").is_dir())
 WORKFLOW = ".github/workflows/clusterimage.yml"

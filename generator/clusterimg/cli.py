@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .errors import CheckFailed, FatalError, UserError
+from .errors import CheckFailed, FatalError
 
 repo_option = click.option(
     "--repo", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
@@ -95,16 +95,9 @@ def plan(repo, repository, all_, changed_from, changed_to, app, version, skip_un
         from . import git
 
         changed = git.changed_files(repo, changed_from, changed_to)
-    if app and version and not any(av.key == (app, version) for av in found):
-        extra = plan_mod.template_version(repo, config, app, version)
-        from .model import TAG
-
-        if extra is None or not TAG.fullmatch(version):
-            raise UserError(f"{config.apps_dir}/{app}/{version}: no such app-version (and no latest/ template to make it)")
-        found = plan_mod.resolve_parents(found + (extra,), config)
-    scheduled = None
-    if cron:
-        scheduled = lambda a: config.schedule_of(a) is not None and cron in ("*", config.schedule_of(a))  # noqa: E731
+    if app and version:
+        found = plan_mod.with_version(repo, config, found, app, version)
+    scheduled = plan_mod.scheduled_by(config, cron) if cron else None
     selected = plan_mod.select(found, app=app, version=version, changed=changed, scheduled=scheduled)
     layout = Layout(arches=config.arches, build_shards=build_shards, manifest_shards=manifest_shards, stages=stages)
     result = plan_mod.build_plan(config, selected)

@@ -136,6 +136,26 @@ def template_version(repo: Path, config: Config, app: str, version: str) -> AppV
     return None
 
 
+def with_version(repo: Path, config: Config, found: tuple[AppVersion, ...], app: str, version: str):
+    """A dispatch may name any version of a `latest/` template; other app-versions must exist."""
+    if any(av.key == (app, version) for av in found):
+        return found
+    extra = template_version(repo, config, app, version) if TAG.fullmatch(version) else None
+    if extra is None:
+        raise UserError(f"{config.apps_dir}/{app}/{version}: no such app-version (and no latest/ template to make it)")
+    return resolve_parents(found + (extra,), config)
+
+
+def scheduled_by(config: Config, cron: str) -> Callable[[str], bool]:
+    """The apps a cron rebuilds; `*` stands for any schedule (act and manual replays carry no cron)."""
+
+    def rebuilds(app: str) -> bool:
+        own = config.schedule_of(app)
+        return own is not None and cron in ("*", own)
+
+    return rebuilds
+
+
 def select(
     found: tuple[AppVersion, ...],
     *,
