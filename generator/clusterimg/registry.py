@@ -17,7 +17,6 @@ from pathlib import Path
 from .errors import StepFailed, UserError
 
 PARALLEL = 8
-NOT_FOUND = ("manifest unknown", "not found", "name unknown", "no such")
 
 
 def labels(refs: list[str], *, tls_verify: bool, retries: int = 3) -> dict[str, dict | None]:
@@ -28,23 +27,13 @@ def labels(refs: list[str], *, tls_verify: bool, retries: int = 3) -> dict[str, 
 
 def _labels(ref: str, tls_verify: bool, retries: int) -> dict | None:
     cmd = ["skopeo", "inspect", f"--tls-verify={'true' if tls_verify else 'false'}", f"docker://{ref}"]
-    for attempt in range(retries):
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-        except FileNotFoundError:
-            raise UserError("skopeo: not found on PATH; skipping unchanged images needs it") from None
-        except subprocess.TimeoutExpired:
-            proc = None
-        if proc is not None and proc.returncode == 0:
-            return json.loads(proc.stdout).get("Labels") or {}
-        err = proc.stderr.lower() if proc is not None else "timed out"
-        if any(word in err for word in NOT_FOUND):
-            return None
-        if attempt + 1 < retries:
-            time.sleep(min(2**attempt, 10))
-    print(f"warning: could not inspect {ref} ({err.strip().splitlines()[-1] if err.strip() else 'no answer'}); "
-          "building it", file=sys.stderr)
-    return None
+    try:
+        return json.loads(_skopeo(cmd, retries)).get("Labels") or {}
+    except _Absent:
+        return None
+    except _Failed as exc:
+        print(f"warning: could not inspect {ref} ({exc}); building it", file=sys.stderr)
+        return None
 
 
 # skopeo's words for "no such image", and for an answer that asking again will not change.
@@ -110,7 +99,7 @@ def _skopeo(cmd: list[str], retries: int, stdin: str | None = None) -> str:
         try:
             proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=60)
         except FileNotFoundError:
-            raise UserError("skopeo: not found on PATH; checking images needs it") from None
+            raise UserError("skopeo: not found on PATH; registry lookups need it") from None
         except subprocess.TimeoutExpired:
             proc = None
         if proc is not None and proc.returncode == 0:
