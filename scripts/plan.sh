@@ -52,13 +52,8 @@ if [[ ${unchanged:-false} == true && ${CIMG_FORCE:-false} != true ]]; then
   fi
 fi
 
+# One run gives both the matrices and the summary: with --skip-unchanged, each run asks the registry.
+if [[ -n "${GITHUB_STEP_SUMMARY:-}" ]]; then args+=(--summary "$GITHUB_STEP_SUMMARY"); fi
 "$CIMG_GEN" "${args[@]}" --format github \
   --build-shards "${CIMG_BUILD_SHARDS:-1}" --manifest-shards "${CIMG_MANIFEST_SHARDS:-1}" --stages "${CIMG_STAGES:-1}" \
   >> "${GITHUB_OUTPUT:-/dev/stdout}"
-if [[ -n "${GITHUB_STEP_SUMMARY:-}" ]]; then
-  {
-    echo '```'
-    "$CIMG_GEN" "${args[@]}" --format text
-    echo '```'
-  } >> "$GITHUB_STEP_SUMMARY"
-fi

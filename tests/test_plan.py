@@ -172,3 +172,12 @@ def test_per_app_schedule_override_and_opt_out(cli, tree):
     assert apps("7 2 1 * *") == {"helm"}
     assert apps("*") == {"calico", "helm"}
     assert "kube-vip" in {t["app"] for t in plan_json(cli, repo, "--all")["build"]}
+
+
+def test_summary_appends_the_text_plan_from_the_same_run(cli, tree, tmp_path):
+    summary = tmp_path / "summary.md"
+    summary.write_text("# earlier step\n")
+    result = cli("plan", "--repo", tree(), "--format", "github", "--summary", summary)
+    assert result.out.startswith("matrices=")
+    text = cli("plan", "--repo", tree()).out
+    assert summary.read_text() == "# earlier step\n```\n" + text + "```\n"

@@ -76,8 +76,10 @@ def workflows(repo: Path, repository: str | None, check: bool, strict: bool) -> 
 @click.option("--build-shards", type=click.IntRange(1), default=1, help="Build jobs per stage and arch (github format).")
 @click.option("--manifest-shards", type=click.IntRange(1), default=1, help="Fan-in jobs per stage (github format).")
 @click.option("--stages", type=click.IntRange(1), default=1, help="Stages in the workflow (github format).")
+@click.option("--summary", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Also append the text plan as a Markdown code block to FILE (e.g. $GITHUB_STEP_SUMMARY).")
 def plan(repo, repository, all_, changed_from, changed_to, app, version, skip_unchanged, cron, fmt, build_shards,
-         manifest_shards, stages):
+         manifest_shards, stages, summary):
     """Print what to build: one target per app-version and arch, one manifest list per app-version."""
     from . import config as config_mod
     from . import plan as plan_mod
@@ -104,6 +106,9 @@ def plan(repo, repository, all_, changed_from, changed_to, app, version, skip_un
     if skip_unchanged:
         result = _skip_unchanged(repo, config, result)
     click.echo(report.plan(result, fmt, layout), nl=False)
+    if summary:
+        with summary.open("a", encoding="utf-8") as fh:
+            fh.write("```\n" + report.plan(result, "text", layout) + "```\n")
 
 
 def _skip_unchanged(repo, config, result):
