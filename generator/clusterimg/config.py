@@ -29,11 +29,12 @@ from .model import (
 
 KEYS = {
     "registry", "repository", "apps_dir", "arches", "runners", "schedule", "action", "branches", "builder",
-    "tools", "tls_verify", "check_images", "keepalive", "lock_refresh", "github_repo", "secrets", "sealos_version", "buildah_version", "apps",
+    "tools", "tls_verify", "check_images", "keepalive", "lock_refresh", "github_repo", "secrets",
+    "sealos_version", "buildah_version", "apps",
 }
 APP_KEYS = {"arches", "versions", "build_args", "schedule"}
-# Text that GitHub or a shell would evaluate if it ever reached a workflow or a script.
 GITHUB_REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
+# Text that GitHub or a shell would evaluate if it ever reached a workflow or a script.
 INJECTION = re.compile(r"\$\{\{|\$\(|`|[\r\n\x00]")
 CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
 
