@@ -35,12 +35,11 @@ def cli(ctx: click.Context, debug: bool) -> None:
 def workflows(repo: Path, repository: str | None, check: bool, strict: bool) -> None:
     """Render .github/workflows/ (and the action copy) from the tree and clusterimage.yaml."""
     from . import config as config_mod
+    from . import lock
     from . import plan as plan_mod
     from . import render, write
 
     config = config_mod.load(repo, {"repository": repository})
-    from . import lock
-
     found = plan_mod.discover(repo, config)  # the tree must be valid before anything is written
     _warn(plan_mod.cmd_warnings(found) + render.runtime_warnings(), strict)
     files = render.render(config, plan_mod.build_plan(config, found), lock.load(repo))
@@ -115,13 +114,12 @@ def _skip_unchanged(repo, config, result):
     from . import inputs, lock, registry
     from . import plan as plan_mod
 
-    pins = lock.load(repo)
-    tools = {
-        "builder": config.builder.value,
-        "sealos_version": pins.sealos_version if pins else config.sealos_version,
-        "buildah_version": pins.buildah_version if pins else config.buildah_version,
+    sealos_version, buildah_version = lock.tool_versions(lock.load(repo), config)
+    current = {
+        t: inputs.digest(repo, t, builder=config.builder.value, sealos_version=sealos_version,
+                         buildah_version=buildah_version)
+        for t in result.build
     }
-    current = {t: inputs.digest(repo, t, **tools) for t in result.build}
     found = registry.labels([t.image for t in result.build], tls_verify=config.tls_verify)
     published = {t: (found[t.image] or {}).get(inputs.LABEL) for t in result.build}
     kept = plan_mod.skip_unchanged(result, current, published)

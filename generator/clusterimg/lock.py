@@ -47,6 +47,13 @@ class Lock:
     buildah_sha256: dict[str, str]  # arch → sha256 of buildah.linux.<arch>
 
 
+def tool_versions(lock: Lock | None, config: Config) -> tuple[str, str]:
+    """(sealos, buildah) versions the workflow passes to the action: the lock's when there is one."""
+    if lock:
+        return lock.sealos_version, lock.buildah_version
+    return config.sealos_version, config.buildah_version
+
+
 def load(repo: Path) -> Lock | None:
     """The lock next to clusterimage.yaml, or None when there is none. A malformed lock is a ConfigError."""
     path = Path(repo) / LOCK_FILE

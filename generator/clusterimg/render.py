@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -10,7 +11,7 @@ import jinja2
 
 from . import __version__, paths
 from .layout import Layout
-from .lock import Lock
+from .lock import Lock, tool_versions
 from .model import LOCK_WORKFLOW_FILE, VENDOR_DIR, WORKFLOW_FILE, Arch, Config, Plan
 from .pins import DEFAULTS, Pin
 
@@ -41,6 +42,7 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
     return jinja2.FileSystemBytecodeCache(directory) if os.access(directory, os.W_OK) else None
 
 
+@functools.cache
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(paths.templates_dir())),
@@ -70,6 +72,7 @@ def workflow(config: Config, plan: Plan, lock: Lock | None = None) -> str:
     layout = Layout.sized_for(plan, config.arches)
     no_sums = {a.value: "" for a in Arch}
     checkout = _checkout(lock)
+    sealos_version, buildah_version = tool_versions(lock, config)
     return _env().get_template("clusterimage.yml.j2").render(
         header=header(),
         branches=json.dumps(list(config.branches)),
@@ -87,8 +90,8 @@ def workflow(config: Config, plan: Plan, lock: Lock | None = None) -> str:
         uses_manifest=_uses(config, "manifest", lock),
         builder=config.builder.value,
         tools=config.tools.value,
-        sealos_version=lock.sealos_version if lock else config.sealos_version,
-        buildah_version=lock.buildah_version if lock else config.buildah_version,
+        sealos_version=sealos_version,
+        buildah_version=buildah_version,
         sealos_sha256=lock.sealos_sha256 if lock else no_sums,
         buildah_sha256=lock.buildah_sha256 if lock else no_sums,
         registry=config.registry,
