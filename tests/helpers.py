@@ -28,6 +28,27 @@ def git(repo: Path, *args: str) -> str:
     ).stdout.strip()
 
 
+def committed(repo: Path) -> Path:
+    """Make `repo` a git repository with everything in one commit."""
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "one")
+    return repo
+
+
+def copy_action(dest: Path) -> Path:
+    """This repository's action files (tracked or new, not tests, examples or CI) copied to `dest`."""
+    listed = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split("\0")
+    for rel in listed:
+        if rel and not rel.startswith(("tests/", "examples/", ".github/")) and (ROOT / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, dest / rel)
+    return dest
+
+
 def copy_scenario(name: str, dest: Path) -> tuple[Path, list[str]]:
     src = GOLDEN / name
     repo = dest / name

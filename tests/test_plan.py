@@ -1,6 +1,6 @@
 import json
 
-from helpers import KUBEFILE, git
+from helpers import KUBEFILE, committed, git
 
 
 def plan_json(cli, repo, *args):
@@ -76,9 +76,7 @@ def test_changed_from_selects_only_app_versions_whose_files_changed(cli, tree):
         "applications/calico/v3.26.1/Kubefile": KUBEFILE,
         "applications/helm/v3.14.0/Kubefile": KUBEFILE,
     })
-    git(repo, "init", "-q")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "one")
+    committed(repo)
     base = git(repo, "rev-parse", "HEAD")
     (repo / "applications/helm/v3.14.0/Kubefile").write_text(KUBEFILE + "# changed\n")
     git(repo, "commit", "-qam", "two")
@@ -94,9 +92,7 @@ def test_a_change_to_the_config_selects_every_app_version(cli, tree):
         "applications/calico/v3.26.1/Kubefile": KUBEFILE,
         "applications/helm/v3.14.0/Kubefile": KUBEFILE,
     })
-    git(repo, "init", "-q")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "one")
+    committed(repo)
     (repo / "clusterimage.yaml").write_text("repository: acme\nregistry: ghcr.io\n")
     git(repo, "commit", "-qam", "two")
     data = plan_json(cli, repo, "--changed-from", "HEAD~1")
@@ -106,9 +102,7 @@ def test_a_change_to_the_config_selects_every_app_version(cli, tree):
 
 def test_changed_from_an_unknown_rev_is_a_one_line_error(cli, tree):
     repo = tree()
-    git(repo, "init", "-q")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "one")
+    committed(repo)
     result = cli("plan", "--repo", repo, "--changed-from", "no-such-rev")
     assert result.code == 2
     assert len(result.err.strip().splitlines()) == 1 and "no-such-rev" in result.err

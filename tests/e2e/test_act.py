@@ -18,6 +18,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fake_github import FakeGitHub  # noqa: E402
+from helpers import copy_action  # noqa: E402
 
 pytestmark = [pytest.mark.act, pytest.mark.e2e]
 
@@ -51,12 +52,7 @@ def user_repo(registry, tmp_path_factory) -> Path:
     # The example's openebs is layered FROM its calico: point it at this test's registry.
     openebs = repo / "applications/openebs/v3.9.0/Kubefile"
     openebs.write_text(openebs.read_text().replace("docker.io/example/", f"{registry.host}/act/"))
-    tracked = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"], capture_output=True, text=True, check=True)
-    for rel in tracked.stdout.split("\0"):
-        if rel and not rel.startswith(("tests/", "examples/", ".github/")) and (ROOT / rel).is_file():
-            dest = repo / "clusterimage-action" / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, dest)
+    copy_action(repo / "clusterimage-action")
     (repo / "clusterimage.yaml").write_text(
         f"registry: {registry.host}\n"
         "repository: act\n"

@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fake_github import FakeGitHub  # noqa: E402
-from helpers import KUBEFILE, ROOT, git, write_tree  # noqa: E402
+from helpers import KUBEFILE, ROOT, copy_action, git, write_tree  # noqa: E402
 from test_lock import seed  # noqa: E402
 
 pytestmark = [pytest.mark.act, pytest.mark.e2e]
@@ -27,12 +27,7 @@ def test_lock_refresh_workflow_pushes_a_branch_and_opens_a_pull_request(tmp_path
         "clusterimage.yaml": "repository: acme\naction: ./clusterimage-action\nlock_refresh: '41 4 * * 2'\n",
         "applications/calico/v3.26.1/Kubefile": KUBEFILE,
     })
-    tracked = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                             capture_output=True, text=True, check=True).stdout.split("\0")
-    for rel in tracked:
-        if rel and not rel.startswith(("tests/", "examples/", ".github/")) and (ROOT / rel).is_file():
-            (repo / "clusterimage-action" / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, repo / "clusterimage-action" / rel)
+    copy_action(repo / "clusterimage-action")
     env = {**os.environ, "PYTHONPATH": str(ROOT / "generator")}
     subprocess.run([sys.executable, "-m", "clusterimg", "workflows", "--repo", str(repo)], check=True, env=env)
     git(repo, "init", "-q", "-b", "main")
