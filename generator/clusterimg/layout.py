@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from .errors import UserError
@@ -35,13 +36,12 @@ class Layout:
 
     @classmethod
     def sized_for(cls, plan: Plan, arches: tuple[Arch, ...]) -> Layout:
-        per_arch = max((sum(1 for t in plan.build if t.arch == a and t.stage == s)
-                        for a in arches for s in _stages(plan)), default=0)
-        per_stage = max((sum(1 for m in plan.manifest if m.stage == s) for s in _stages(plan)), default=0)
+        per_arch = Counter((t.stage, t.arch) for t in plan.build)
+        per_stage = Counter(m.stage for m in plan.manifest)
         return cls(
             arches=arches,
-            build_shards=_shards(per_arch),
-            manifest_shards=_shards(per_stage),
+            build_shards=_shards(max(per_arch.values(), default=0)),
+            manifest_shards=_shards(max(per_stage.values(), default=0)),
             stages=max(_stages(plan), default=0) + 1,
         )
 
@@ -74,13 +74,19 @@ class Layout:
 
     def matrices(self, plan: Plan) -> dict[str, list[dict]]:
         """Compact matrix entries per job key; a plan that outgrows the generated jobs is a user error."""
+        builds: dict[tuple[int, Arch], list[dict]] = defaultdict(list)
+        for t in plan.build:
+            builds[(t.stage, t.arch)].append(_build_entry(t))
+        manifests: dict[int, list[dict]] = defaultdict(list)
+        for m in plan.manifest:
+            manifests[m.stage].append(_manifest_entry(m))
         out: dict[str, list[dict]] = {j.key: [] for j in self.jobs()}
         for stage in range(max(_stages(plan), default=0) + 1):
             for arch in self.arches:
-                entries = [_build_entry(t) for t in plan.build if t.stage == stage and t.arch == arch]
+                entries = builds[(stage, arch)]
                 self._fill(out, self.build_jobs(stage) if stage < self.stages else [], arch, entries,
                            f"{len(entries)} {arch} build(s) in stage {stage}")
-            entries = [_manifest_entry(m) for m in plan.manifest if m.stage == stage]
+            entries = manifests[stage]
             self._fill(out, self.manifest_jobs(stage) if stage < self.stages else [], None, entries,
                        f"{len(entries)} manifest list(s) in stage {stage}")
         return out
