@@ -2,7 +2,7 @@
 # Builds <image>:<version>-<arch> and refuses it unless the image really is that arch.
 set -euo pipefail
 # shellcheck source=lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "${BASH_SOURCE[0]%/*}/lib.sh"
 
 arch=${CIMG_ARCH:-}
 arch_ok "$arch"
@@ -50,11 +50,11 @@ done <<<"${CIMG_BUILD_ARGS:-}"
 # What went into this image, before init.sh changes the context; `plan` computes the same digest to skip rebuilds.
 inputs=$(
   {
-    printf 'clusterimage-inputs v1\napp=%s\nversion=%s\narch=%s\nbuilder=%s\nsealos=%s\nbuildah=%s\n' \
+    printf 'clusterimage-inputs v2\napp=%s\nversion=%s\narch=%s\nbuilder=%s\nsealos=%s\nbuildah=%s\n' \
       "$app" "$version" "$arch" "$builder" "${CIMG_SEALOS_VERSION:-}" "${CIMG_BUILDAH_VERSION:-}"
     for arg in ${args[@]+"${args[@]}"}; do printf 'build-arg=%s\n' "$arg"; done
     printf 'file=%s\n' "${file##*/}"
-    (cd "$context" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum | sed 's#  \./#  #')
+    (cd "$context" && find . -type f -print0 | LC_ALL=C sort -z | sha256_lines)
   } | sha256sum
 )
 extra+=(--label "io.clusterimage.inputs=${inputs%% *}")

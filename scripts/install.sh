@@ -2,7 +2,7 @@
 # Puts buildah (always) and sealos (builder=sealos) on PATH, verifying every download before it can run.
 set -euo pipefail
 # shellcheck source=lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "${BASH_SOURCE[0]%/*}/lib.sh"
 
 host_arch() {
   case $(uname -m) in
@@ -36,7 +36,11 @@ fill() {
   printf '%s\n' "${s//\{arch\}/$arch}"
 }
 
-sha_of() { sha256sum "$1" | cut -d' ' -f1; }
+sha_of() {
+  local sum
+  read -r sum _ < <(printf '%s\0' "$1" | sha256_lines)
+  printf '%s\n' "$sum"
+}
 
 fetch() {
   curl --fail --silent --show-error --location --connect-timeout 20 --max-time 300 \

@@ -2,16 +2,17 @@
 # Fans the per-arch images in to IMAGE:VERSION; the published tag is touched only when every arch is there and right.
 set -euo pipefail
 # shellcheck source=lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "${BASH_SOURCE[0]%/*}/lib.sh"
 
 image=${CIMG_IMAGE:-}
 version=${CIMG_VERSION:-}
 [[ -n $image ]] || die "image is required"
 [[ -n $version ]] || die "version is required"
-read -r -a arches <<<"${CIMG_ARCHES//,/ }"
-((${#arches[@]})) || die "arches is empty"
-for arch in "${arches[@]}"; do arch_ok "$arch"; done
-mapfile -t arches < <(printf '%s\n' "${arches[@]}" | sort -u)
+read -r -a given <<<"${CIMG_ARCHES//,/ }"
+((${#given[@]})) || die "arches is empty"
+for arch in "${given[@]}"; do arch_ok "$arch"; done
+arches=()
+for arch in amd64 arm64; do [[ " ${given[*]} " == *" $arch "* ]] && arches+=("$arch"); done
 target=$image:$version
 registry=${CIMG_REGISTRY:-$(registry_of "$image")}
 list=localhost/cimg-fanin-$$-$RANDOM
@@ -23,10 +24,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# "<os>/<arch> <digest>" for each entry of the image index on stdin. Plain bash: jq 1.6 alone costs a login's time.
+# "<os>/<arch> <digest>" for each entry of the image index in $1. Plain bash: jq 1.6 alone costs a login's time.
 entries() {
-  local json entry os arch
-  json=$(tr -d ' \t\r\n')
+  local json=${1//[[:space:]]/} entry os arch
   [[ $json == *'"manifests":['* ]] || return 1
   json=${json#*'"manifests":['}
   while [[ $json == *'"digest":"'* ]]; do
@@ -36,6 +36,13 @@ entries() {
     [[ $entry =~ \"architecture\":\"([^\"]*)\" ]] && arch=${BASH_REMATCH[1]} || arch=none
     printf '%s/%s %s\n' "$os" "$arch" "${json%%\"*}"
   done
+}
+
+# The platforms in $1's lines, space-separated, in list order; entries are added in the order of $arches.
+platforms() {
+  local line out=()
+  while read -r line; do [[ -n $line ]] && out+=("${line%% *}"); done <<<"$1"
+  printf '%s' "${out[*]}"
 }
 
 registry_login "$registry"
@@ -48,9 +55,10 @@ for arch in "${arches[@]}"; do
   retry priv buildah manifest add "${TLS[@]}" "$list" "docker://$target-$arch" >/dev/null || missing+=("$arch")
 done
 ((${#missing[@]} == 0)) || die "not published: ${missing[*]/#/$target-}; $target left untouched"
-listed=$(priv buildah manifest inspect "$list" | entries) || die "could not read the local list $list"
-got=$(cut -d' ' -f1 <<<"$listed" | sort | paste -sd' ' -)
-want=$(printf 'linux/%s\n' "${arches[@]}" | paste -sd' ' -)
+local_list=$(priv skopeo inspect --raw "containers-storage:$list") || die "could not read the local list $list"
+listed=$(entries "$local_list") || die "the local list $list is not an image index"
+got=$(platforms "$listed")
+want=${arches[*]/#/linux/}
 # A tag that holds another arch must not reach the published list.
 [[ $got == "$want" ]] || die "the images tagged ${arches[*]} are really $got; $target left untouched"
 retry priv buildah manifest push "${TLS[@]}" --all --rm --digestfile "$tmp/digest" "$list" "docker://$target" ||
@@ -60,9 +68,10 @@ group_end
 
 digest=$(<"$tmp/digest")
 retry priv skopeo inspect "${TLS[@]}" --raw "docker://$target" >"$tmp/raw" || die "could not read back $target"
-[[ sha256:$(sha256sum <"$tmp/raw" | cut -d' ' -f1) == "$digest" ]] ||
-  die "$target is not the list just pushed ($digest)"
-got=$(entries <"$tmp/raw" | cut -d' ' -f1 | sort | paste -sd' ' -) || die "$target is not a manifest list"
+read -r sum _ < <(sha256sum "$tmp/raw")
+[[ sha256:$sum == "$digest" ]] || die "$target is not the list just pushed ($digest)"
+remote=$(entries "$(<"$tmp/raw")") || die "$target is not a manifest list"
+got=$(platforms "$remote")
 [[ $got == "$want" ]] || die "$target lists $got, expected $want"
 log "published $target@$digest ($got)"
 set_output image "$target"

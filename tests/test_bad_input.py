@@ -86,3 +86,20 @@ def test_missing_repository_can_come_from_the_flag(cli, tree):
     repo = tree(config=None)
     assert cli("workflows", "--repo", repo).code == 2
     assert cli("workflows", "--repo", repo, "--repository", "acme").code == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "tool"),
+    [(["build", ".", "--image", "r.example/a:v1", "--arch", "amd64", "--builder", "sealos"], "sealos"),
+     (["manifest", "r.example/a:v1", "--arch", "amd64"], "skopeo")],
+)  # fmt: skip
+def test_local_twin_names_a_missing_tool_before_running_anything(cli, tmp_path, monkeypatch, args, tool):
+    # Only buildah is on PATH, as a stand-in that must never run.
+    (tmp_path / "buildah").write_text("#!/bin/sh\ntouch ran\n")
+    (tmp_path / "buildah").chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    result = cli(*args)
+    assert result.code == 1
+    assert result.err.strip() == f"error: {tool} not found on PATH; install it, or run the action, which downloads it"
+    assert not (tmp_path / "ran").exists()

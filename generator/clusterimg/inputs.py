@@ -13,7 +13,7 @@ LABEL = "io.clusterimage.inputs"
 
 def digest(repo: Path, target: Target, *, builder: str, sealos_version: str, buildah_version: str) -> str:
     lines = [
-        "clusterimage-inputs v1",
+        "clusterimage-inputs v2",
         f"app={target.app}",
         f"version={target.version}",
         f"arch={target.arch.value}",
@@ -31,7 +31,7 @@ def digest(repo: Path, target: Target, *, builder: str, sealos_version: str, bui
             path = os.path.join(root, name)
             if os.path.isfile(path) and not os.path.islink(path):
                 files.append(os.path.relpath(path, context))
-    # `find | LC_ALL=C sort` orders by bytes; sha256sum prints "<hex>  <path>".
+    # `find . | LC_ALL=C sort` orders by bytes; `openssl dgst -r` and `sha256sum --binary` print "<hex> *./<path>".
     for rel in sorted(files, key=lambda p: p.encode()):
-        text += f"{hashlib.sha256(Path(context, rel).read_bytes()).hexdigest()}  {rel}\n"
+        text += f"{hashlib.sha256(Path(context, rel).read_bytes()).hexdigest()} *./{rel}\n"
     return hashlib.sha256(text.encode()).hexdigest()

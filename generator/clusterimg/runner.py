@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,8 +27,8 @@ def build(
 ) -> dict[str, str]:
     """Build `<image>:<version>-<arch>` from `image_tag` = `<image>:<version>`; push it when asked."""
     image, version = split_tag(image_tag)
+    require("buildah", builder)
     env = {"CIMG_ARCH": arch, "CIMG_BUILDER": builder} | common(tls_verify, retries)
-    run("install.sh", env)
     where = {"CIMG_CONTEXT": str(context), "CIMG_FILE": str(file or "")}
     out = run("build.sh", env | where | {"CIMG_IMAGE": image, "CIMG_VERSION": version})
     if push:
@@ -38,12 +39,19 @@ def build(
 def manifest(image_tag: str, arches: Iterable[str], *, tls_verify: bool = True, retries: int = 3) -> dict[str, str]:
     """Publish `image_tag` as the list of its already pushed `-<arch>` images."""
     image, version = split_tag(image_tag)
+    require("buildah", "skopeo")
     env = {"CIMG_BUILDER": "buildah"} | common(tls_verify, retries)
-    run("install.sh", env)
     return run(
         "manifest.sh",
         env | credentials() | {"CIMG_IMAGE": image, "CIMG_VERSION": version, "CIMG_ARCHES": " ".join(arches)},
     )
+
+
+def require(*tools: str) -> None:
+    """The local twin uses the tools on PATH; the action's install.sh downloads them instead."""
+    for tool in dict.fromkeys(tools):
+        if not shutil.which(tool):
+            raise StepFailed(f"{tool} not found on PATH; install it, or run the action, which downloads it")
 
 
 def split_tag(image_tag: str) -> tuple[str, str]:
@@ -65,12 +73,12 @@ def credentials() -> dict[str, str]:
 
 
 def run(script: str, env: Mapping[str, str]) -> dict[str, str]:
-    """Run one script with tools=system; its log goes to stderr, its outputs come back as a dict."""
+    """Run one script; its log goes to stderr, its outputs come back as a dict."""
     with tempfile.TemporaryDirectory(prefix="clusterimg-") as tmp:
         outputs = Path(tmp) / "output"
         outputs.touch()
         full = {k: v for k, v in os.environ.items() if k not in ("GITHUB_OUTPUT", "GITHUB_PATH")}
-        full |= {"CIMG_TOOLS": "system", "GITHUB_OUTPUT": str(outputs)} | dict(env)
+        full |= {"GITHUB_OUTPUT": str(outputs)} | dict(env)
         try:
             proc = subprocess.Popen(
                 ["bash", str(scripts_dir() / script)],

@@ -89,6 +89,7 @@ def registry(tools, tmp_path_factory) -> Registry:
             }
         )
     )
+    dangling_before = local_images("--filter", "dangling=true")
     log = (root / "registry.log").open("w")
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}  # the registry reads these as config
     proc = subprocess.Popen(["docker-registry", "serve", str(root / "config.yml")], stdout=log, stderr=log, env=env)
@@ -105,6 +106,11 @@ def registry(tools, tmp_path_factory) -> Registry:
         proc.terminate()
         proc.wait(10)
         log.close()
+        # Every image this run built is named after its registry; rebuilt tags leave dangling ones behind.
+        remove_local(f"127.0.0.1:{port}/")
+        leftover = local_images("--filter", "dangling=true") - dangling_before
+        if leftover:
+            subprocess.run(["buildah", "rmi", "-f", *leftover], capture_output=True, check=False)
 
 
 def wait_http(url: str, proc: subprocess.Popen | None = None, timeout: float = 15) -> None:
@@ -134,14 +140,17 @@ def image(request, registry):
     """A repository name unique to this test; its local images are removed afterwards."""
     name = f"{registry.host}/e2e/{request.node.name.replace('_', '-').strip('-')[:60]}-{secrets.token_hex(3)}"
     yield name
-    remove_local(name)
+    remove_local(name + ":")
 
 
-def remove_local(name: str) -> None:
-    listed = subprocess.run(
-        ["buildah", "images", "--format", "{{.Name}}:{{.Tag}}"], capture_output=True, text=True, check=False
-    ).stdout.split()
-    refs = [r for r in listed if r.startswith(name + ":")]
+def local_images(*args: str, form: str = "{{.ID}}") -> set[str]:
+    cmd = ["buildah", "images", "--noheading", "--format", form, *args]
+    return set(subprocess.run(cmd, capture_output=True, text=True, check=False).stdout.split())
+
+
+def remove_local(prefix: str) -> None:
+    """Remove local images whose name starts with prefix: a repository and ':', or a registry and '/'."""
+    refs = sorted(r for r in local_images(form="{{.Name}}:{{.Tag}}") if r.startswith(prefix))
     if refs:
         subprocess.run(["buildah", "rmi", "-f", *refs], capture_output=True, check=False)
 
