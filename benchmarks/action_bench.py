@@ -122,13 +122,15 @@ def main(runs: int = 3, payload_mb: int = 0) -> int:
                         times[name].append(time.perf_counter() - start)
                     clean(image)  # not timed: typing the commands by hand leaves this for later
     hand, ours = statistics.median(times["by hand"]), statistics.median(times["runner.py"])
-    ratio = ours / hand
+    # Each run times both sides back to back; the median of those paired ratios shrugs off a slow spell of the VM.
+    paired = statistics.median(o / h for o, h in zip(times["runner.py"], times["by hand"], strict=True))
     print(f"two-arch build + push + fan-in, {payload_mb} MB payload, median of {runs}")
     print(f"| {'variant':<10} | {'median s':>8} | runs s")
     print(f"| {'-' * 10} | {'-' * 8} | ------")
     for name, median in (("by hand", hand), ("runner.py", ours)):
         print(f"| {name:<10} | {median:>8.2f} | {' '.join(f'{t:.2f}' for t in times[name])}")
-    print(f"ratio {ratio:.2f} (target <= {TARGET}): {'ok' if ratio <= TARGET else 'over target'}")
+    for label, ratio in (("ratio of medians", ours / hand), ("median of paired ratios", paired)):
+        print(f"{label}: {ratio:.2f} (target <= {TARGET}): {'ok' if ratio <= TARGET else 'over target'}")
     return 0
 
 

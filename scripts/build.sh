@@ -54,7 +54,7 @@ inputs=$(
       "$app" "$version" "$arch" "$builder" "${CIMG_SEALOS_VERSION:-}" "${CIMG_BUILDAH_VERSION:-}"
     for arg in ${args[@]+"${args[@]}"}; do printf 'build-arg=%s\n' "$arg"; done
     printf 'file=%s\n' "${file##*/}"
-    (cd "$context" && find . -type f -print0 | LC_ALL=C sort -z | sha256_lines)
+    cd "$context" && find . -type f -print0 | LC_ALL=C sort -z | sha256_lines
   } | sha256sum
 )
 extra+=(--label "io.clusterimage.inputs=${inputs%% *}")
@@ -92,7 +92,7 @@ priv "$builder" build -t "$ref" --platform "linux/$arch" "${extra[@]}" -f "$file
   die "$builder build failed for $ref"
 group_end
 
-got=$(priv buildah inspect --type image --format '{{.OCIv1.Architecture}}' "$ref") ||
+got=$(local_arch "$ref") ||
   die "built image $ref not found in local storage"
 if [[ $got != "$arch" ]]; then
   priv buildah rmi "$ref" >/dev/null 2>&1 || true

@@ -97,6 +97,18 @@ registry_of() {
   fi
 }
 
+# The architecture of the local image $1. skopeo only reads, so it starts faster than buildah; either will do.
+local_arch() {
+  if command -v skopeo >/dev/null; then
+    local config
+    config=$(priv skopeo inspect --config "containers-storage:$1") || return 1
+    [[ $config =~ \"architecture\":[[:space:]]*\"([^\"]*)\" ]] || return 1
+    printf '%s\n' "${BASH_REMATCH[1]}"
+  else
+    priv buildah inspect --type image --format '{{.OCIv1.Architecture}}' "$1"
+  fi
+}
+
 _login_once() {
   printf '%s' "$CIMG_PASSWORD" |
     priv buildah login "${TLS[@]}" --username "$CIMG_USERNAME" --password-stdin "$1" >/dev/null

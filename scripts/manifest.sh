@@ -24,9 +24,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# "<os>/<arch> <digest>" for each entry of the image index in $1. Plain bash: jq 1.6 alone costs a login's time.
-entries() {
+# Reads the image index JSON in $1: "<os>/<arch>" of each entry into platforms, its digest into digests, in list
+# order. Plain bash: jq 1.6 alone costs a login's time.
+read_index() {
   local json=${1//[[:space:]]/} entry os arch
+  platforms=() digests=()
   [[ $json == *'"manifests":['* ]] || return 1
   json=${json#*'"manifests":['}
   while [[ $json == *'"digest":"'* ]]; do
@@ -34,15 +36,9 @@ entries() {
     entry=${json%%'"digest":"'*}
     [[ $entry =~ \"os\":\"([^\"]*)\" ]] && os=${BASH_REMATCH[1]} || os=none
     [[ $entry =~ \"architecture\":\"([^\"]*)\" ]] && arch=${BASH_REMATCH[1]} || arch=none
-    printf '%s/%s %s\n' "$os" "$arch" "${json%%\"*}"
+    platforms+=("$os/$arch")
+    digests+=("${json%%\"*}")
   done
-}
-
-# The platforms in $1's lines, space-separated, in list order; entries are added in the order of $arches.
-platforms() {
-  local line out=()
-  while read -r line; do [[ -n $line ]] && out+=("${line%% *}"); done <<<"$1"
-  printf '%s' "${out[*]}"
 }
 
 registry_login "$registry"
@@ -55,9 +51,11 @@ for arch in "${arches[@]}"; do
   retry priv buildah manifest add "${TLS[@]}" "$list" "docker://$target-$arch" >/dev/null || missing+=("$arch")
 done
 ((${#missing[@]} == 0)) || die "not published: ${missing[*]/#/$target-}; $target left untouched"
+# Entries are added in the order of $arches, and a list keeps its order.
 local_list=$(priv skopeo inspect --raw "containers-storage:$list") || die "could not read the local list $list"
-listed=$(entries "$local_list") || die "the local list $list is not an image index"
-got=$(platforms "$listed")
+read_index "$local_list" || die "the local list $list is not an image index"
+listed=("${platforms[@]}") listed_digests=("${digests[@]}")
+got=${platforms[*]}
 want=${arches[*]/#/linux/}
 # A tag that holds another arch must not reach the published list.
 [[ $got == "$want" ]] || die "the images tagged ${arches[*]} are really $got; $target left untouched"
@@ -66,16 +64,16 @@ retry priv buildah manifest push "${TLS[@]}" --all --rm --digestfile "$tmp/diges
 pushed=true
 group_end
 
-digest=$(<"$tmp/digest")
+read -r digest <"$tmp/digest" || true
 retry priv skopeo inspect "${TLS[@]}" --raw "docker://$target" >"$tmp/raw" || die "could not read back $target"
 read -r sum _ < <(sha256sum "$tmp/raw")
 [[ sha256:$sum == "$digest" ]] || die "$target is not the list just pushed ($digest)"
-remote=$(entries "$(<"$tmp/raw")") || die "$target is not a manifest list"
-got=$(platforms "$remote")
+read_index "$(<"$tmp/raw")" || die "$target is not a manifest list"
+got=${platforms[*]}
 [[ $got == "$want" ]] || die "$target lists $got, expected $want"
 log "published $target@$digest ($got)"
 set_output image "$target"
 set_output digest "$digest"
 summary "| $target | digest |" "| --- | --- |"
-while read -r platform d; do summary "| $platform | \`$d\` |"; done <<<"$listed"
+for i in "${!listed[@]}"; do summary "| ${listed[i]} | \`${listed_digests[i]}\` |"; done
 summary "| list | \`$digest\` |"

@@ -16,7 +16,7 @@ group_start "push $ref"
 retry priv buildah push "${TLS[@]}" --retry 0 --retry-delay 1ms --digestfile "$digestfile" "$ref" "docker://$ref" ||
   die "push of $ref to $registry failed after ${CIMG_RETRIES:-3} attempt(s)"
 group_end
-digest=$(<"$digestfile")
+read -r digest <"$digestfile" || true
 [[ $digest == sha256:* ]] || die "push of $ref reported no digest"
 log "pushed $ref@$digest"
 set_output image "$ref"

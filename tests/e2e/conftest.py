@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -138,7 +140,8 @@ def creds(registry, monkeypatch) -> Registry:
 @pytest.fixture
 def image(request, registry):
     """A repository name unique to this test; its local images are removed afterwards."""
-    name = f"{registry.host}/e2e/{request.node.name.replace('_', '-').strip('-')[:60]}-{secrets.token_hex(3)}"
+    repo = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:60]
+    name = f"{registry.host}/e2e/{repo}-{secrets.token_hex(3)}"
     yield name
     remove_local(name + ":")
 
@@ -179,6 +182,30 @@ def on_path(monkeypatch):
         monkeypatch.setenv("PATH", f"{directory}{os.pathsep}{os.environ['PATH']}")
 
     return put
+
+
+@pytest.fixture
+def hide(tmp_path):
+    """`with hide(tool):` runs its body with each PATH directory that holds tool swapped for links to the rest."""
+
+    @contextlib.contextmanager
+    def without(tool: str):
+        path = []
+        for i, directory in enumerate(os.environ["PATH"].split(os.pathsep)):
+            if not os.path.exists(os.path.join(directory, tool)):
+                path.append(directory)
+                continue
+            farm = tmp_path / f"without-{tool}-{i}"
+            farm.mkdir()
+            for exe in Path(directory).iterdir():
+                if exe.name != tool:
+                    (farm / exe.name).symlink_to(exe)
+            path.append(str(farm))
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("PATH", os.pathsep.join(path))
+            yield
+
+    return without
 
 
 class Quiet(http.server.SimpleHTTPRequestHandler):
