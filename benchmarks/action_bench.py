@@ -129,7 +129,9 @@ def main(runs: int = 3, payload_mb: int = 0) -> int:
     print(f"| {'-' * 10} | {'-' * 8} | ------")
     for name, median in (("by hand", hand), ("runner.py", ours)):
         print(f"| {name:<10} | {median:>8.2f} | {' '.join(f'{t:.2f}' for t in times[name])}")
-    for label, ratio in (("ratio of medians", ours / hand), ("median of paired ratios", paired)):
+    fastest = min(times["runner.py"]) / min(times["by hand"])  # noise only ever adds time
+    for label, ratio in (("ratio of medians", ours / hand), ("median of paired ratios", paired),
+                         ("ratio of fastest runs", fastest)):  # fmt: skip
         print(f"{label}: {ratio:.2f} (target <= {TARGET}): {'ok' if ratio <= TARGET else 'over target'}")
     return 0
 
