@@ -36,7 +36,10 @@ else
   [[ -n $file ]] || die "no Kubefile, Dockerfile or Sealfile in $context"
 fi
 
-extra=("${TLS[@]}")
+# One fixed time for the image and its files: identical inputs give identical layers, so a registry stores them once.
+timestamp=${CIMG_TIMESTAMP:-${SOURCE_DATE_EPOCH:-0}}
+[[ $timestamp =~ ^[0-9]+$ ]] || die "timestamp must be whole seconds since the epoch, got '$timestamp'"
+extra=("${TLS[@]}" --timestamp "$timestamp")
 args=()
 while IFS= read -r line; do
   line=${line#"${line%%[![:space:]]*}"}

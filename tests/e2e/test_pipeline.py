@@ -122,10 +122,12 @@ def test_sealos_path_with_recording_double_delegating_to_buildah(
     ref = f"{image}:v1-arm64"
     assert out == {"image": ref}
     [argv] = [shlex.split(line) for line in argv_log.read_text().splitlines()]
-    label = next((i for i, a in enumerate(argv) if a.startswith("io.clusterimage.inputs=")), None)
-    if label is not None:  # the inputs digest label, which plan reads to skip rebuilds
-        assert argv[label - 1] == "--label"
-        del argv[label - 1 : label + 1]
+    label = next(i for i, a in enumerate(argv) if a.startswith("io.clusterimage.inputs="))
+    assert argv[label - 1] == "--label"  # the inputs digest, which plan reads to skip rebuilds
+    del argv[label - 1 : label + 1]
+    stamp = argv.index("--timestamp")
+    assert argv[stamp + 1] == "0"  # reproducible layers
+    del argv[stamp : stamp + 2]
     assert argv == ["build", "-t", ref, "--platform", "linux/arm64", "-f", f"{kubefile}/Kubefile", str(kubefile)]
     arch = subprocess.run(
         ["buildah", "inspect", "--type", "image", "--format", "{{.OCIv1.Architecture}}", ref],
@@ -150,3 +152,31 @@ def test_build_runs_init_sh_with_arch_app_and_version_and_passes_build_args(kube
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert label.stdout.strip() == "hello world"
+
+
+def layers_and_created(ref: str) -> tuple[str, str]:
+    fmt = "{{range .OCIv1.RootFS.DiffIDs}}{{.}} {{end}}|{{.OCIv1.Created}}"
+    out = subprocess.run(["buildah", "inspect", "--type", "image", "--format", fmt, ref],
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    layers, created = out.strip().split("|")
+    return layers, created
+
+
+def test_arches_and_rebuilds_share_identical_layers_at_a_fixed_timestamp(kubefile, image, monkeypatch):
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    runner.build(kubefile, f"{image}:v1", "amd64")
+    time.sleep(1.1)  # without a fixed time, files get this second's mtime and the layer differs
+    (kubefile / "manifests" / "app.yaml").touch()
+    runner.build(kubefile, f"{image}:v1", "arm64")
+
+    amd64, arm64 = layers_and_created(f"{image}:v1-amd64"), layers_and_created(f"{image}:v1-arm64")
+    assert amd64 == arm64
+    assert amd64[1].startswith("1970-01-01 00:00:00")
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    runner.build(kubefile, f"{image}:v2", "amd64")
+    assert layers_and_created(f"{image}:v2-amd64")[1].startswith("2023-11-14 22:13:20")
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    with pytest.raises(StepFailed, match=r"timestamp must be whole seconds since the epoch, got 'yesterday'"):
+        runner.build(kubefile, f"{image}:v3", "amd64")
