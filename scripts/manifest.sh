@@ -13,6 +13,7 @@ read -r -a given <<<"${CIMG_ARCHES//,/ }"
 for arch in "${given[@]}"; do arch_ok "$arch"; done
 arches=()
 for arch in amd64 arm64; do [[ " ${given[*]} " == *" $arch "* ]] && arches+=("$arch"); done
+command -v skopeo >/dev/null || die "skopeo not found on PATH; the fan-in reads the lists with it"
 target=$image:$version
 registry=${CIMG_REGISTRY:-$(registry_of "$image")}
 list=localhost/cimg-fanin-$$-$RANDOM

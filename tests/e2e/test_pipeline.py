@@ -101,9 +101,9 @@ def test_push_to_a_dead_registry_fails_within_bounded_time_with_a_clear_message(
 def test_image_built_for_the_wrong_arch_is_refused_before_push(kubefile, image, creds, fakes, on_path, hide, reader):
     on_path(fakes / "platform_swap")
 
-    with hide("skopeo") if reader != "skopeo" else contextlib.nullcontext():
-        with pytest.raises(StepFailed, match=r"built for 'arm64', not 'amd64'; removed it before any push"):
-            runner.build(kubefile, f"{image}:v1", "amd64", push=True, tls_verify=False)
+    tools = hide("skopeo") if reader != "skopeo" else contextlib.nullcontext()
+    with tools, pytest.raises(StepFailed, match=r"built for 'arm64', not 'amd64'; removed it before any push"):
+        runner.build(kubefile, f"{image}:v1", "amd64", push=True, tls_verify=False)
 
     assert not creds.has(f"{image}:v1-amd64")
     local = subprocess.run(["buildah", "inspect", "--type", "image", f"{image}:v1-amd64"], capture_output=True)
