@@ -2,7 +2,7 @@
 # Builds <image>:<version>-<arch> and refuses it unless the image really is that arch.
 set -euo pipefail
 # shellcheck source=lib.sh
-source "${BASH_SOURCE[0]%/*}/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 arch=${CIMG_ARCH:-}
 arch_ok "$arch"

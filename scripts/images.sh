@@ -2,7 +2,7 @@
 # Pre-flight: fail before the build when an image the context embeds does not exist for the target arch.
 set -euo pipefail
 # shellcheck source=lib.sh
-source "${BASH_SOURCE[0]%/*}/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 context=${CIMG_CONTEXT:?context is required}
 arch=${CIMG_ARCH:-}

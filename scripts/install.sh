@@ -2,7 +2,7 @@
 # Puts buildah (always) and sealos (builder=sealos) on PATH, verifying every download before it can run.
 set -euo pipefail
 # shellcheck source=lib.sh
-source "${BASH_SOURCE[0]%/*}/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 host_arch() {
   case $(uname -m) in

@@ -2,7 +2,7 @@
 # Refreshes clusterimage.lock and the workflows generated from it; pushes a branch and opens a PR when they changed.
 set -euo pipefail
 # shellcheck source=lib.sh
-source "${BASH_SOURCE[0]%/*}/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 [[ -n ${CIMG_TOKEN:-} ]] || die "token is required"
 if on_actions; then printf '::add-mask::%s\n' "$CIMG_TOKEN"; fi

@@ -2,7 +2,7 @@
 # Fans the per-arch images in to IMAGE:VERSION; the published tag is touched only when every arch is there and right.
 set -euo pipefail
 # shellcheck source=lib.sh
-source "${BASH_SOURCE[0]%/*}/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 image=${CIMG_IMAGE:-}
 version=${CIMG_VERSION:-}

@@ -2,7 +2,7 @@
 # Plan job: install clusterimg-gen from this action's own checkout, then map the event to `plan` flags.
 set -euo pipefail
 # shellcheck source=lib.sh
-source "${BASH_SOURCE[0]%/*}/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 clusterimg_gen_venv "$CIMG_ACTION_PATH/.."
 

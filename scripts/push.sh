@@ -2,7 +2,7 @@
 # Pushes one built arch image and reports its digest.
 set -euo pipefail
 # shellcheck source=lib.sh
-source "${BASH_SOURCE[0]%/*}/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ref=${CIMG_REF:-}
 [[ -n $ref ]] || die "ref is required"
