@@ -6,10 +6,7 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tempfile
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,8 +121,10 @@ def run(repo: Path, update: tuple[str, ...], api_url: str | None) -> list[str]:
         old = None  # a full refresh replaces a broken lock
     with github.connect(api_url) as gh:
         new = resolve(gh, config, sealos_pinned=sealos_pinned, old=old, update=update)
+    from .write import put  # imports render, which imports this module
+
     lines = changes(old, new)
-    lines.append(f"wrote {LOCK_FILE}" if write(repo, dump(new)) else f"{LOCK_FILE} up to date")
+    lines.append(f"wrote {LOCK_FILE}" if put(Path(repo), {LOCK_FILE: dump(new)}) else f"{LOCK_FILE} up to date")
     return lines
 
 
@@ -188,25 +187,6 @@ def changes(old: Lock | None, new: Lock) -> list[str]:
         if before != after:
             lines.append(f"{name}: {tool(*before)} -> {tool(*after)}")
     return lines
-
-
-def write(repo: Path, text: str) -> bool:
-    """Atomically replace the lock (temp file + rename); False when it already says `text`."""
-    path = Path(repo) / LOCK_FILE
-    with suppress(FileNotFoundError, UnicodeDecodeError):
-        if path.read_text(encoding="utf-8") == text:
-            return False
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{LOCK_FILE}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return True
 
 
 def _config(repo: Path) -> tuple[Config, bool]:

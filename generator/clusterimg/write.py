@@ -14,29 +14,21 @@ OWNED_DIRS = (".github/workflows", VENDOR_DIR)
 
 def diff(repo: Path, files: dict[str, str]) -> tuple[list[str], list[str]]:
     """(paths to write, stale paths to remove): what `write` would do."""
-    changed = []
-    for rel, text in sorted(files.items()):
-        path = repo / rel
-        try:
-            if path.read_bytes() == text.encode("utf-8"):
-                continue
-        except FileNotFoundError:
-            pass
-        changed.append(rel)
-    stale = []
-    for owned in OWNED_DIRS:
-        base = repo / owned
-        if not base.is_dir():
-            continue
-        for path in sorted(p for p in base.rglob("*") if p.is_file()):
-            rel = path.relative_to(repo).as_posix()
-            if rel not in files and _carries_header(path):
-                stale.append(rel)
-    return changed, stale
+    return _changed(repo, files), _stale(repo, files)
 
 
 def write(repo: Path, files: dict[str, str]) -> tuple[list[str], list[str]]:
-    changed, stale = diff(repo, files)
+    """Write what changed and remove the stale files that carry our header."""
+    stale = _stale(repo, files)
+    changed = put(repo, files)
+    for rel in stale:
+        (repo / rel).unlink()
+    return changed, stale
+
+
+def put(repo: Path, files: dict[str, str]) -> list[str]:
+    """Write each file whose content differs, all of them or none; return their paths."""
+    changed = _changed(repo, files)
     staged: list[tuple[str, Path]] = []
     try:
         for rel in changed:
@@ -54,9 +46,32 @@ def write(repo: Path, files: dict[str, str]) -> tuple[list[str], list[str]]:
     # Every file is on disk before the first rename, so a failure above leaves the tree untouched.
     for tmp, target in staged:
         os.replace(tmp, target)
-    for rel in stale:
-        (repo / rel).unlink()
-    return changed, stale
+    return changed
+
+
+def _changed(repo: Path, files: dict[str, str]) -> list[str]:
+    changed = []
+    for rel, text in sorted(files.items()):
+        try:
+            if (repo / rel).read_bytes() == text.encode("utf-8"):
+                continue
+        except FileNotFoundError:
+            pass
+        changed.append(rel)
+    return changed
+
+
+def _stale(repo: Path, files: dict[str, str]) -> list[str]:
+    stale = []
+    for owned in OWNED_DIRS:
+        base = repo / owned
+        if not base.is_dir():
+            continue
+        for path in sorted(p for p in base.rglob("*") if p.is_file()):
+            rel = path.relative_to(repo).as_posix()
+            if rel not in files and _carries_header(path):
+                stale.append(rel)
+    return stale
 
 
 def _carries_header(path: Path) -> bool:
