@@ -45,11 +45,10 @@ def load(repo: Path, overrides: dict | None = None, *, check_tree: bool = True) 
     data: dict = {}
     if path.exists():
         try:
-            data = yamlio.load(path.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"line {mark.line + 1}" if mark else "file"
-            raise ConfigError(CONFIG_FILE, where, _first_line(exc), "valid YAML") from exc
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(CONFIG_FILE, "file", _first_line(exc), "valid YAML") from exc
+        data = load_yaml(CONFIG_FILE, text)
         if data is None:
             data = {}
         if not isinstance(data, dict):
@@ -129,6 +128,15 @@ def derived_schedule(repository: str) -> str:
     """Weekly, at a time spread by the repository name so many repos don't fire together."""
     n = int.from_bytes(repository.encode(), "big") % (59 * 24 * 7)
     return f"{n % 59 + 1} {n // 59 % 24} * * {n // (59 * 24)}"
+
+
+def load_yaml(file: str, text: str):
+    """The YAML document in `text`; a syntax error is a ConfigError that names `file` and the line."""
+    try:
+        return yamlio.load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ConfigError(file, f"line {mark.line + 1}" if mark else "file", _first_line(exc), "valid YAML") from exc
 
 
 def _first_line(exc: BaseException) -> str:

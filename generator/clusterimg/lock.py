@@ -60,13 +60,7 @@ def load(repo: Path) -> Lock | None:
         return None
     except UnicodeDecodeError as exc:
         raise ConfigError(LOCK_FILE, "file", str(exc), "UTF-8 text") from None
-    try:
-        data = yamlio.load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = str(getattr(exc, "problem", None) or exc).splitlines()[0]
-        raise ConfigError(LOCK_FILE, f"line {mark.line + 1}" if mark else "file", problem, "valid YAML") from None
-    return parse(data)
+    return parse(config_mod.load_yaml(LOCK_FILE, text))
 
 
 def parse(data: object) -> Lock:
