@@ -27,7 +27,7 @@ if [[ -n ${CIMG_USERNAME:-} ]]; then
     registry=$(registry_of "$CIMG_IMAGE")
   fi
   [[ -n ${CIMG_PASSWORD:-} ]] || die "a username was given for $registry but no password"
-  if on_actions; then printf '::add-mask::%s\n' "$CIMG_PASSWORD"; fi
+  mask "$CIMG_PASSWORD"
   args+=(--registry "$registry")
 fi
 

@@ -14,6 +14,9 @@ warn() {
   if on_actions; then printf '::warning::%s\n' "$*"; else printf 'warning: %s\n' "$*" >&2; fi
 }
 
+# Hides a secret in the job log from here on.
+mask() { if on_actions; then printf '::add-mask::%s\n' "$1"; fi; }
+
 group_start() { if on_actions; then printf '::group::%s\n' "$*"; else log "== $*"; fi; }
 group_end() { if on_actions; then printf '::endgroup::\n'; fi; }
 
@@ -125,7 +128,7 @@ _logged_in() {
 registry_login() {
   [[ -n ${CIMG_USERNAME:-} ]] || return 0
   [[ -n ${CIMG_PASSWORD:-} ]] || die "a username was given for $1 but no password"
-  if on_actions; then printf '::add-mask::%s\n' "$CIMG_PASSWORD"; fi
+  mask "$CIMG_PASSWORD"
   if _logged_in "$1"; then
     log "already logged in to $1 as $CIMG_USERNAME"
     return 0

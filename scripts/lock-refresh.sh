@@ -5,7 +5,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 [[ -n ${CIMG_TOKEN:-} ]] || die "token is required"
-if on_actions; then printf '::add-mask::%s\n' "$CIMG_TOKEN"; fi
+mask "$CIMG_TOKEN"
 repo=${CIMG_REPO:-.}
 branch=${CIMG_BRANCH:-clusterimage/refresh-lock}
 base=${CIMG_BASE:-$(git -C "$repo" rev-parse --abbrev-ref HEAD)}

@@ -47,7 +47,7 @@ if [[ ${unchanged:-false} == true && ${CIMG_FORCE:-false} != true ]]; then
   args+=(--skip-unchanged)
   if [[ -n ${CIMG_USERNAME:-} ]]; then
     [[ -n ${CIMG_REGISTRY:-} ]] || die "registry is required with username"
-    if on_actions; then printf '::add-mask::%s\n' "$CIMG_PASSWORD"; fi
+    mask "$CIMG_PASSWORD"
     retry skopeo_login || die "login to $CIMG_REGISTRY as $CIMG_USERNAME failed"
   fi
 fi

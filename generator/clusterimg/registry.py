@@ -26,7 +26,7 @@ def labels(refs: list[str], *, tls_verify: bool, retries: int = 3) -> dict[str, 
 
 
 def _labels(ref: str, tls_verify: bool, retries: int) -> dict | None:
-    cmd = ["skopeo", "inspect", f"--tls-verify={'true' if tls_verify else 'false'}", f"docker://{ref}"]
+    cmd = ["skopeo", "inspect", _tls(tls_verify), f"docker://{ref}"]
     try:
         return json.loads(_skopeo(cmd, retries)).get("Labels") or {}
     except _Absent:
@@ -66,7 +66,7 @@ def platforms(
 
 
 def _platforms(ref: str, tls_verify: bool, retries: int, authfile: str | None) -> Platforms:
-    cmd = ["skopeo", "inspect", f"--tls-verify={'true' if tls_verify else 'false'}"]
+    cmd = ["skopeo", "inspect", _tls(tls_verify)]
     cmd += ["--authfile", authfile] if authfile else []
     try:
         found = platforms_of(json.loads(_skopeo([*cmd, "--raw", f"docker://{ref}"], retries)))
@@ -90,6 +90,10 @@ def platforms_of(doc: dict) -> set[str] | None:
     if "architecture" in doc:
         return {f"{doc.get('os') or 'linux'}/{doc['architecture']}"}
     return None
+
+
+def _tls(verify: bool) -> str:
+    return f"--tls-verify={'true' if verify else 'false'}"
 
 
 def _skopeo(cmd: list[str], retries: int, stdin: str | None = None) -> str:
@@ -133,7 +137,7 @@ def auth(
         raise UserError(f"a username was given for {host} but no password")
     with tempfile.TemporaryDirectory(prefix="clusterimg-auth-") as tmp:
         authfile = str(Path(tmp) / "auth.json")
-        cmd = ["skopeo", "login", "--authfile", authfile, f"--tls-verify={'true' if tls_verify else 'false'}",
+        cmd = ["skopeo", "login", "--authfile", authfile, _tls(tls_verify),
                "--username", username, "--password-stdin", host]  # fmt: skip
         try:
             _skopeo(cmd, retries, stdin=password)
