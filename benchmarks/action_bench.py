@@ -11,17 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 try:
@@ -30,47 +26,15 @@ except ImportError:  # a source checkout that was not pip-installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "generator"))
     from clusterimg import runner
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from helpers import KUBEFILE, loopback_registry  # noqa: E402 - the e2e tests' registry and Kubefile
+
 ARCHES = ("amd64", "arm64")
 TARGET = 1.15
-KUBEFILE = 'FROM scratch\nCOPY manifests ./manifests\nCMD ["kubectl apply -f manifests"]\n'
 
 
 def sh(*cmd: str, stdin: str | None = None) -> None:
     subprocess.run(cmd, input=stdin, text=True, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-@contextlib.contextmanager
-def registry(root: Path):
-    """A loopback docker-registry with htpasswd auth; yields (host, user, password)."""
-    user, password = "bench", secrets.token_hex(12)
-    htpasswd = subprocess.run(["htpasswd", "-Bbn", user, password], capture_output=True, text=True, check=True)
-    (root / "htpasswd").write_text(htpasswd.stdout)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = {
-        "version": "0.1",
-        "log": {"level": "error"},
-        "storage": {"filesystem": {"rootdirectory": str(root / "data")}},
-        "http": {"addr": f"127.0.0.1:{port}", "secret": secrets.token_hex(16)},
-        "auth": {"htpasswd": {"realm": "bench", "path": str(root / "htpasswd")}},
-    }
-    (root / "config.yml").write_text(json.dumps(config))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}  # the registry reads these as config
-    proc = subprocess.Popen(["docker-registry", "serve", str(root / "config.yml")], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)
-            except urllib.error.HTTPError:
-                break  # 401: up
-            except OSError:
-                time.sleep(0.05)
-        yield f"127.0.0.1:{port}", user, password
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def by_hand(ctx: Path, image: str, user: str, password: str, *build_flags: str) -> None:
@@ -116,7 +80,8 @@ def main(runs: int = 3, payload_mb: int = 0) -> int:
         os.environ["REGISTRY_AUTH_FILE"] = str(root / "auth.json")
         variants = {"by hand": by_hand, "by hand, fixed time": by_hand_fixed_time, "runner.py": through_runner}
         times: dict[str, list[float]] = {name: [] for name in variants}
-        with registry(root) as (host, user, password):
+        user, password = "bench", secrets.token_hex(12)
+        with loopback_registry(root, user, password) as host:
             for i in range(-1, runs):  # run -1 warms caches and the login, and is not counted
                 # Rotate the order so no variant always runs on a warmer machine.
                 order = list(variants.items())

@@ -1,7 +1,15 @@
 """Plain helpers the tests import by name (fixtures live in conftest.py)."""
 
+import contextlib
+import json
+import os
+import secrets
 import shutil
+import socket
 import subprocess
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,3 +71,44 @@ def big_tree(root: Path, n: int) -> Path:
     for i in range(n):
         files[f"applications/app{i // 10:03d}/v1.{i % 10}.0/Kubefile"] = KUBEFILE
     return write_tree(root, files)
+
+
+@contextlib.contextmanager
+def loopback_registry(root: Path, username: str, password: str, *, log=subprocess.DEVNULL):
+    """A docker-registry on 127.0.0.1 with htpasswd (bcrypt) auth, storing under root; yields its host:port."""
+    htpasswd = subprocess.run(["htpasswd", "-Bbn", username, password], capture_output=True, text=True, check=True)
+    (root / "htpasswd").write_text(htpasswd.stdout)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = {
+        "version": "0.1",
+        "log": {"level": "warn"},
+        "storage": {"filesystem": {"rootdirectory": str(root / "data")}, "delete": {"enabled": True}},
+        "http": {"addr": f"127.0.0.1:{port}", "secret": secrets.token_hex(16)},
+        "auth": {"htpasswd": {"realm": "loopback", "path": str(root / "htpasswd")}},
+    }
+    (root / "config.yml").write_text(json.dumps(config))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}  # the registry reads these as config
+    proc = subprocess.Popen(["docker-registry", "serve", str(root / "config.yml")], stdout=log, stderr=log, env=env)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/v2/", proc)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def wait_http(url: str, proc: subprocess.Popen | None = None, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc and proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return  # 401: up, and asking for credentials
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not come up in {timeout}s")

@@ -9,25 +9,16 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import threading
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import pytest
+from helpers import loopback_registry
 
 TOOLS = ("buildah", "skopeo", "docker-registry", "htpasswd")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass(frozen=True)
@@ -77,57 +68,22 @@ def isolated_env(tmp_path_factory):
 def registry(tools, tmp_path_factory) -> Registry:
     root = tmp_path_factory.mktemp("registry")
     username, password = "ci", "pw-" + secrets.token_hex(12)
-    htpasswd = subprocess.run(["htpasswd", "-Bbn", username, password], capture_output=True, text=True, check=True)
-    (root / "htpasswd").write_text(htpasswd.stdout)
-    port = free_port()
-    (root / "config.yml").write_text(
-        json.dumps(
-            {
-                "version": "0.1",
-                "log": {"level": "warn"},
-                "storage": {"filesystem": {"rootdirectory": str(root / "data")}, "delete": {"enabled": True}},
-                "http": {"addr": f"127.0.0.1:{port}", "secret": secrets.token_hex(16)},
-                "auth": {"htpasswd": {"realm": "e2e", "path": str(root / "htpasswd")}},
-            }
-        )
-    )
     dangling_before = local_images("--filter", "dangling=true")
-    log = (root / "registry.log").open("w")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}  # the registry reads these as config
-    proc = subprocess.Popen(["docker-registry", "serve", str(root / "config.yml")], stdout=log, stderr=log, env=env)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/v2/", proc)
-        reg = Registry(f"127.0.0.1:{port}", username, password, root / "tests-auth.json")
+    with (root / "registry.log").open("w") as log, loopback_registry(root, username, password, log=log) as host:
+        reg = Registry(host, username, password, root / "tests-auth.json")
         subprocess.run(
             ["skopeo", "login", "--authfile", str(reg.authfile), "--tls-verify=false",
              "--username", username, "--password-stdin", reg.host],
             input=password, capture_output=True, text=True, check=True,
         )  # fmt: skip
-        yield reg
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        log.close()
-        # Every image this run built is named after its registry; rebuilt tags leave dangling ones behind.
-        remove_local(f"127.0.0.1:{port}/")
-        leftover = local_images("--filter", "dangling=true") - dangling_before
-        if leftover:
-            subprocess.run(["buildah", "rmi", "-f", *leftover], capture_output=True, check=False)
-
-
-def wait_http(url: str, proc: subprocess.Popen | None = None, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc and proc.poll() is not None:
-            raise RuntimeError(f"registry exited with {proc.returncode}")
         try:
-            urllib.request.urlopen(url, timeout=1)
-            return
-        except urllib.error.HTTPError:
-            return  # 401: up, and asking for credentials
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{url} did not come up in {timeout}s")
+            yield reg
+        finally:
+            # Every image this run built is named after its registry; rebuilt tags leave dangling ones behind.
+            remove_local(f"{host}/")
+            leftover = local_images("--filter", "dangling=true") - dangling_before
+            if leftover:
+                subprocess.run(["buildah", "rmi", "-f", *leftover], capture_output=True, check=False)
 
 
 @pytest.fixture
