@@ -55,7 +55,6 @@ done
 # Entries are added in the order of $arches, and a list keeps its order.
 local_list=$(priv skopeo inspect --raw "containers-storage:$list") || die "could not read the local list $list"
 read_index "$local_list" || die "the local list $list is not an image index"
-listed=("${platforms[@]}") listed_digests=("${digests[@]}")
 got=${platforms[*]}
 want=${arches[*]/#/linux/}
 # A tag that holds another arch must not reach the published list.
@@ -76,5 +75,5 @@ log "published $target@$digest ($got)"
 set_output image "$target"
 set_output digest "$digest"
 summary "| $target | digest |" "| --- | --- |"
-for i in "${!listed[@]}"; do summary "| ${listed[i]} | \`${listed_digests[i]}\` |"; done
+for i in "${!platforms[@]}"; do summary "| ${platforms[i]} | \`${digests[i]}\` |"; done
 summary "| list | \`$digest\` |"
