@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds <image>:<version>-<arch> and refuses it unless the image really is that arch.
+# Builds <image>:<version>-<arch> from a prepared context (prepare.sh) and refuses it unless it really is that arch.
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -15,52 +15,28 @@ version=${CIMG_VERSION:-}
 [[ -n $image ]] || die "image is required"
 [[ -n $version ]] || die "version is required"
 ref=$image:$version-$arch
-app=${CIMG_APP:-${image##*/}}
-
-if [[ -n ${CIMG_FILE:-} ]]; then
-  if [[ -f $CIMG_FILE ]]; then
-    file=$CIMG_FILE
-  elif [[ -f $context/$CIMG_FILE ]]; then
-    file=$context/$CIMG_FILE
-  else
-    die "file $CIMG_FILE not found (looked in . and $context)"
-  fi
-else
-  file=
-  for name in Kubefile Dockerfile Sealfile; do
-    if [[ -f $context/$name ]]; then
-      file=$context/$name
-      break
-    fi
-  done
-  [[ -n $file ]] || die "no Kubefile, Dockerfile or Sealfile in $context"
-fi
+file=${CIMG_FILE:-Kubefile}
+[[ $file == /* ]] || file=$context/$file
+[[ -f $file ]] || die "build file $file not found"
 
 # One fixed time for the image and its files: identical inputs give identical layers, so a registry stores them once.
 timestamp=${CIMG_TIMESTAMP:-${SOURCE_DATE_EPOCH:-0}}
 [[ $timestamp =~ ^[0-9]+$ ]] || die "timestamp must be whole seconds since the epoch, got '$timestamp'"
-extra=("${TLS[@]}" --timestamp "$timestamp")
-args=()
+# sealos defaults --tls-verify to false unless it is set, so say it either way.
+extra=("--tls-verify=${CIMG_TLS_VERIFY:-true}" --timestamp "$timestamp")
 while IFS= read -r line; do
   line=${line#"${line%%[![:space:]]*}"}
   line=${line%"${line##*[![:space:]]}"}
   [[ -z $line || $line == \#* ]] && continue
   [[ $line == ?*=* ]] || die "build-args: expected KEY=VALUE, got '$line'"
   extra+=(--build-arg "$line")
-  args+=("$line")
 done <<<"${CIMG_BUILD_ARGS:-}"
 
-# What went into this image, before init.sh changes the context; `plan` computes the same digest to skip rebuilds.
-inputs=$(
-  {
-    printf 'clusterimage-inputs v2\napp=%s\nversion=%s\narch=%s\nbuilder=%s\nsealos=%s\nbuildah=%s\n' \
-      "$app" "$version" "$arch" "$builder" "${CIMG_SEALOS_VERSION:-}" "${CIMG_BUILDAH_VERSION:-}"
-    for arg in ${args[@]+"${args[@]}"}; do printf 'build-arg=%s\n' "$arg"; done
-    printf 'file=%s\n' "${file##*/}"
-    cd "$context" && find . -type f -print0 | LC_ALL=C sort -z | sha256_lines
-  } | sha256sum
-)
-extra+=(--label "io.clusterimage.inputs=${inputs%% *}")
+# What went into this image, as the plan computed it; the plan compares it with this label to skip rebuilds.
+if [[ -n ${CIMG_INPUTS:-} ]]; then
+  [[ $CIMG_INPUTS =~ ^[0-9a-f]{64}$ ]] || die "inputs must be a sha256 hex digest, got '$CIMG_INPUTS'"
+  extra+=(--label "io.clusterimage.inputs=$CIMG_INPUTS")
+fi
 
 # An in-tree parent, written as its list or as any arch's tag, is built FROM this arch's own image of it.
 if [[ -n ${CIMG_PARENTS:-} ]]; then
@@ -78,12 +54,6 @@ if [[ -n ${CIMG_PARENTS:-} ]]; then
     { print }' "$file" >"$rewritten"
   log "parents: $(grep -i '^[[:space:]]*FROM' "$rewritten" | tr '\n' ' ')"
   file=$rewritten
-fi
-
-if [[ ${CIMG_PREPARE:-true} == true && -f $context/init.sh ]]; then
-  group_start "prepare: init.sh $arch $app $version"
-  (cd "$context" && bash init.sh "$arch" "$app" "$version") || die "init.sh $arch $app $version failed in $context"
-  group_end
 fi
 
 if [[ -n ${CIMG_PARENTS:-} && -n ${CIMG_USERNAME:-} ]]; then

@@ -24,6 +24,19 @@ def tool(name: str) -> str:
     return path
 
 
+def image_file(ref: str, path: str) -> str:
+    """The text of one file in a local image, read through a buildah mount."""
+    env = {k: v for k, v in os.environ.items() if k != "REGISTRY_AUTH_FILE"}  # local only: no login needed
+    made = subprocess.run(["buildah", "from", "--pull=never", ref], capture_output=True, text=True, env=env)
+    assert made.returncode == 0, made.stderr
+    container = made.stdout.strip()
+    try:
+        mount = subprocess.run(["buildah", "mount", container], capture_output=True, text=True, check=True)
+        return Path(mount.stdout.strip(), path).read_text()
+    finally:
+        subprocess.run(["buildah", "rm", container], capture_output=True, check=False)
+
+
 def write_tree(root: Path, files: dict[str, str]) -> Path:
     for rel, text in files.items():
         path = root / rel
@@ -119,3 +132,55 @@ def wait_http(url: str, proc: subprocess.Popen | None = None, timeout: float = 1
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"{url} did not come up in {timeout}s")
+
+
+# The shapes of labring-actions/cluster-image, the tree this tool exists to serve, odd ones included.
+SCRIPTS_APPS = "/tmp/scripts_apps"  # where labring's CI puts .github/scripts/apps/ for init.sh scripts to source
+LABRING = {
+    "applications/README.md": "# apps\n",
+    # A versioned dir with a Kubefile.
+    "applications/calico/v3.26.1/Kubefile": KUBEFILE,
+    "applications/calico/v3.26.1/manifests/calico.yaml": "kind: List\n",
+    # A versioned dir with init.sh, next to the app's latest/ template: each builds as itself.
+    "applications/cert-manager/v1.12.6/Kubefile": KUBEFILE,
+    "applications/cert-manager/v1.12.6/init.sh": 'mkdir -p manifests\necho "version: $3" > manifests/cert-manager.yaml\n',
+    "applications/cert-manager/latest/Kubefile": KUBEFILE,
+    "applications/cert-manager/latest/init.sh": 'mkdir -p manifests\necho "version: $3" > manifests/cert-manager.yaml\n',
+    # An init.sh-only template: init.sh writes the Kubefile itself (labring's sealos image, rebuilt daily).
+    "applications/sealos/latest/init.sh": (
+        '#!/bin/bash\nset -e\ncd "$(dirname "${BASH_SOURCE[0]}")"\nmkdir -p opt\necho "$1 $2 $3" > opt/built-for\n'
+        'cat <<EOF >>"Kubefile"\nFROM scratch\nCOPY opt ./opt\nCMD ["echo $3"]\nEOF\n'
+    ),
+    # latest/build_arch pins every version built from the template to one arch.
+    "applications/koperator/latest/Kubefile": KUBEFILE,
+    "applications/koperator/latest/init.sh": "mkdir -p manifests\necho 'kind: List' > manifests/k.yaml\n",
+    "applications/koperator/latest/build_arch": "amd64\n",
+    # Dockerfile-only: a versioned dir and a template.
+    "applications/chatbot-ui/main/Dockerfile": "FROM scratch\nCOPY README.md /README.md\n",
+    "applications/chatbot-ui/main/README.md": "chatbot\n",
+    "applications/affine/latest/Dockerfile": "FROM scratch\nCOPY README.md /README.md\n",
+    "applications/affine/latest/README.md": "affine\n",
+    # A dir whose name ends in a space: it can never be an image name.
+    "applications/percona-server-mongodb-operator /v1.15.0/Kubefile": KUBEFILE,
+    # A dir with nothing to build.
+    "applications/kubesphere/images/list.txt": "docker.io/kubesphere/ks-apiserver:v3.4.1\n",
+    # A versioned dir that holds only init.sh.
+    "applications/kubegems/v1.22.2/init.sh": 'printf "FROM scratch\\nCOPY v ./v\\n" > Kubefile\necho "$3" > v\n',
+    # An init.sh that needs the tree's shared helpers, which a set-up script puts in place.
+    "applications/kube-state-metrics/latest/init.sh": (
+        "#!/bin/bash\nset -e\n"
+        f"source {SCRIPTS_APPS}/common.sh\n"
+        'write_kubefile "$1" "$2" "$3"\n'
+    ),
+    ".github/scripts/apps/common.sh": (
+        'write_kubefile() { mkdir -p opt; echo "$1" > opt/arch; printf "FROM scratch\\nCOPY opt ./opt\\n" > Kubefile; }\n'
+    ),
+    ".github/scripts/setup-apps.sh": f"rm -rf {SCRIPTS_APPS}\ncp -a .github/scripts/apps {SCRIPTS_APPS}\n",
+}
+
+
+def labring_tree(root: Path, config: str = "repository: labring\nsetup: .github/scripts/setup-apps.sh\n") -> Path:
+    write_tree(root, {**LABRING, "clusterimage.yaml": config})
+    for script in root.rglob("*.sh"):
+        script.chmod(0o755)
+    return root

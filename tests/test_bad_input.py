@@ -1,5 +1,7 @@
 """Bad input: exit 2, one line naming file, key and value, no traceback, nothing written."""
 
+import os
+
 import pytest
 
 from helpers import KUBEFILE, snapshot
@@ -58,19 +60,71 @@ def test_bad_config_is_one_line_exit_2_and_writes_nothing(cli, tree, name, comma
 @pytest.mark.parametrize(
     "files, needle",
     [
-        ({"applications/Calico/v1/Kubefile": KUBEFILE}, "applications/Calico: app name 'Calico'"),
-        ({"applications/calico/v1+x/Kubefile": KUBEFILE}, "applications/calico/v1+x: version 'v1+x'"),
-        ({"applications/calico/v1/Kubefile": KUBEFILE, "applications/calico/v1/build_arch": "x86\n"},
-         "applications/calico/v1/build_arch: 'x86'"),
+        ({"applications/Calico/v1/Kubefile": KUBEFILE}, "applications/Calico: skipped: app name 'Calico'"),
+        ({"applications/calico/v1+x/Kubefile": KUBEFILE}, "applications/calico/v1+x: skipped: version 'v1+x'"),
     ],
 )
-def test_illegal_tree_names_the_directory(cli, tree, files, needle):
-    repo = tree(files)
+def test_a_dir_whose_name_cannot_be_an_image_name_is_skipped_with_a_warning_and_lint_strict_fails(
+    cli, tree, files, needle
+):
+    repo = tree({**files, "applications/helm/v3.14.0/Kubefile": KUBEFILE})
+    result = cli("workflows", "--repo", repo)
+    assert result.code == 0, result.err
+    assert f"warning: {needle}" in result.err
+    plan = cli("plan", "--repo", repo, "--format", "text")
+    skipped_dir = needle.split(": skipped: ")[0]
+    assert plan.code == 0 and "docker.io/acme/helm:v3.14.0-amd64" in plan.out
+    assert f"  skipped  {skipped_dir}  " in plan.out
+    assert cli("lint", "--repo", repo).code == 0
+    strict = cli("lint", "--repo", repo, "--strict")
+    assert strict.code == 1 and needle in strict.err
+
+
+def test_a_build_arch_that_names_no_arch_is_one_line_exit_2(cli, tree):
+    repo = tree({"applications/calico/v1/Kubefile": KUBEFILE, "applications/calico/v1/build_arch": "x86\n"})
     before = snapshot(repo)
     result = cli("workflows", "--repo", repo)
     assert result.code == 2
-    assert needle in result.err and len(result.err.strip().splitlines()) == 1
+    assert result.err == "error: applications/calico/v1/build_arch: 'x86': expected one of amd64, arm64\n"
     assert snapshot(repo) == before
+
+
+def _fifo(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(path)
+
+
+def _dangling(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.symlink_to(path.parent / "nowhere")
+
+
+def _directory(path):
+    path.mkdir(parents=True)
+
+
+def _latin1(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"FROM scratch\n# caf\xe9\n")
+
+
+@pytest.mark.parametrize("name", ["Kubefile", "build_arch"])
+@pytest.mark.parametrize("make, expected", [
+    (_fifo, "expected a regular file"), (_dangling, "expected a readable regular file"),
+    (_directory, "expected a regular file"), (_latin1, "expected UTF-8 text"),
+])  # fmt: skip
+def test_a_build_file_that_is_no_text_file_is_one_line_exit_2_without_hanging(cli, tree, name, make, expected):
+    files = {"applications/calico/v1/Kubefile": KUBEFILE} if name != "Kubefile" else {}
+    repo = tree({**files, "applications/calico/v1/manifests/a.yaml": "kind: List\n"})
+    make(repo / "applications/calico/v1" / name)
+    if name == "build_arch" and make is _latin1:
+        expected = "expected UTF-8 text"
+    result = cli("workflows", "--repo", repo)
+    assert result.code == 2, result.err
+    assert result.err == f"error: applications/calico/v1/{name}: {expected}\n" or (
+        make is _dangling and result.err.startswith(f"error: applications/calico/v1/{name}: ")
+        and result.err.endswith(f"{expected}\n")
+    )
 
 
 def test_debug_shows_the_traceback(tree):
@@ -84,7 +138,10 @@ def test_debug_shows_the_traceback(tree):
 
 def test_missing_repository_can_come_from_the_flag(cli, tree):
     repo = tree(config=None)
-    assert cli("workflows", "--repo", repo).code == 2
+    result = cli("workflows", "--repo", repo)
+    assert result.code == 2
+    # No clusterimage.yaml exists, so the error names the flag, not the file.
+    assert result.err.startswith("error: no clusterimage.yaml in ") and "--repository" in result.err
     assert cli("workflows", "--repo", repo, "--repository", "acme").code == 0
 
 

@@ -59,11 +59,33 @@ def test_parent_refs_reach_the_build_leg_as_this_arch_per_arch_image(cli, tree):
     })
     result = cli("plan", "--repo", repo, "--format", "github", "--stages", "2")
     matrices = json.loads(result.out.partition("=")[2])
+    for entries in matrices.values():
+        for entry in entries:
+            entry.pop("inputs", None)
     assert matrices["build_s1_arm64"] == [{
         "app": "openebs", "version": "v3.9.0",
         "parents": "docker.io/acme/calico:v3.26.1-amd64=docker.io/acme/calico:v3.26.1",
     }]
     assert matrices["build_s0_arm64"] == [{"app": "calico", "version": "v3.26.1"}]
+
+
+def test_a_parent_change_changes_the_input_digest_of_its_child_and_not_of_others(cli, tree):
+    repo = tree({
+        "applications/calico/v3.26.1/Kubefile": KUBEFILE,
+        "applications/calico/v3.26.1/manifests/cni.yaml": "kind: List\n",
+        "applications/openebs/v3.9.0/Kubefile": kubefile("docker.io/acme/calico:v3.26.1"),
+        "applications/helm/v3.14.0/Kubefile": KUBEFILE,
+    })
+
+    def digests():
+        data = json.loads(cli("plan", "--repo", repo, "--format", "json").out)
+        return {(t["app"], t["arch"]): t["inputs"] for t in data["build"]}
+
+    before = digests()
+    (repo / "applications/calico/v3.26.1/manifests/cni.yaml").write_text("kind: List  # new\n")
+    after = digests()
+    changed = sorted(key for key in before if before[key] != after[key])
+    assert changed == [("calico", "amd64"), ("calico", "arm64"), ("openebs", "amd64"), ("openebs", "arm64")]
 
 
 def test_stages_become_jobs_that_wait_for_the_previous_fan_in(cli, tree):
@@ -105,8 +127,8 @@ def test_cmd_lint_names_both_files_and_the_missing_command(cli, tree, command):
     })
     result = cli(command, "--repo", repo)
     assert result.code == 0
-    assert ("warning: applications/openebs/v3.9.0/Kubefile: CMD does not run 'kubectl apply -f cni/calico.yaml' "
-            "from the CMD of its parent applications/calico/v3.26.1/Kubefile") in result.err
+    assert ("warning: applications/openebs/v3.9.0: CMD does not run 'kubectl apply -f cni/calico.yaml' "
+            "from the CMD of its parent applications/calico/v3.26.1") in result.err
     strict = cli(command, "--repo", repo, "--strict")
     assert strict.code == 1 and "--strict" in strict.err
 

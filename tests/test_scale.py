@@ -1,6 +1,7 @@
 """Sharding below GitHub's 256-job matrix limit, at the boundaries and at 1,000 app-versions."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -15,7 +16,7 @@ def plan_of(n: int, arches=(Arch.AMD64,)) -> Plan:
     for i in range(n):
         for arch in arches:
             build.append(Target(app=f"app{i}", version="v1", arch=arch, runner=("r",), context=f"a/app{i}/v1",
-                                file=f"a/app{i}/v1/Kubefile", name=f"r/ns/app{i}", prepare=False, build_args=""))
+                                name=f"r/ns/app{i}", build_args=""))
         manifest.append(Manifest(app=f"app{i}", version="v1", name=f"r/ns/app{i}", arches=tuple(arches)))
     return Plan(build=tuple(build), manifest=tuple(manifest))
 
@@ -58,3 +59,14 @@ def test_plan_for_a_1000_version_tree_fills_every_generated_shard_within_the_lim
     assert len(out.out.encode()) < 1_000_000  # GitHub caps a job's outputs at 1 MB
     short = cli("plan", "--repo", repo, "--all", "--format", "github", "--build-shards", "3")
     assert short.code == 2 and "regenerate it with: clusterimg-gen workflows" in short.err
+
+
+def test_a_matrices_output_over_githubs_1_mb_job_output_limit_fails_naming_the_limit():
+    from clusterimg import report
+
+    plan = plan_of(4000, (Arch.AMD64, Arch.ARM64))
+    layout = Layout.sized_for(plan, (Arch.AMD64, Arch.ARM64))
+    long = Plan(build=tuple(replace(t, inputs="f" * 64) for t in plan.build), manifest=plan.manifest)
+    assert len(report.plan(plan, "github", layout)) < report.OUTPUT_LIMIT
+    with pytest.raises(UserError, match=r"over GitHub's limit of 1000000 bytes for a job's outputs"):
+        report.plan(long, "github", layout)

@@ -40,9 +40,9 @@ def workflows(repo: Path, repository: str | None, check: bool, strict: bool) -> 
     from . import render, write
 
     config = config_mod.load(repo, {"repository": repository})
-    found = plan_mod.discover(repo, config)  # the tree must be valid before anything is written
-    _warn(plan_mod.cmd_warnings(found) + render.runtime_warnings(), strict)
-    files = render.render(config, plan_mod.build_plan(config, found), lock.load(repo))
+    tree = plan_mod.discover(repo, config)  # the tree must be valid before anything is written
+    _warn(tree.warnings() + plan_mod.cmd_warnings(tree.found) + render.runtime_warnings(), strict)
+    files = render.render(config, plan_mod.build_plan(config, tree.found), lock.load(repo))
     if check:
         changed, stale = write.diff(repo, files)
         for rel in changed:
@@ -90,39 +90,43 @@ def plan(repo, repository, all_, changed_from, changed_to, app, version, skip_un
     if all_ and changed_from:
         raise click.UsageError("--all and --changed-from are mutually exclusive")
     config = config_mod.load(repo, {"repository": repository})
-    found = plan_mod.discover(repo, config)
+    tree = plan_mod.discover(repo, config)
+    _warn(tree.warnings(), False)
     changed = None
     if changed_from and changed_from.strip("0"):
         from . import git
 
         changed = git.changed_files(repo, changed_from, changed_to)
-    if app and version:
-        found = plan_mod.with_version(repo, config, found, app, version)
+    found = plan_mod.with_version(repo, config, tree, app, version) if app else tree.found
     scheduled = plan_mod.scheduled_by(config, cron) if cron else None
     selected = plan_mod.select(found, app=app, version=version, changed=changed, scheduled=scheduled)
     layout = Layout(arches=config.arches, build_shards=build_shards, manifest_shards=manifest_shards, stages=stages)
-    result = plan_mod.build_plan(config, selected)
+    result = _digests(repo, config, found).fill(plan_mod.build_plan(config, selected))
     if skip_unchanged:
-        result = _skip_unchanged(repo, config, result)
-    click.echo(report.plan(result, fmt, layout), nl=False)
+        result = _skip_unchanged(config, result)
+    accounting = plan_mod.accounting(tree, config)
+    click.echo(report.plan(result, fmt, layout, accounting), nl=False)
     if summary:
         with summary.open("a", encoding="utf-8") as fh:
-            fh.write("```\n" + report.plan(result, "text", layout) + "```\n")
+            fh.write("```\n" + report.plan(result, "text", layout, accounting) + "```\n")
 
 
-def _skip_unchanged(repo, config, result):
-    from . import inputs, lock, registry
-    from . import plan as plan_mod
+def _digests(repo, config, found):
+    from . import inputs, lock
 
     sealos_version, buildah_version = lock.tool_versions(lock.load(repo), config)
-    current = {
-        t: inputs.digest(repo, t, builder=config.builder.value, sealos_version=sealos_version,
-                         buildah_version=buildah_version)
-        for t in result.build
-    }
+    build_args = {app: "\n".join(f"{k}={v}" for k, v in opts.build_args) for app, opts in config.apps.items()}
+    return inputs.Digests(repo, found, builder=config.builder.value, sealos_version=sealos_version,
+                          buildah_version=buildah_version, build_args=build_args)
+
+
+def _skip_unchanged(config, result):
+    from . import inputs, registry
+    from . import plan as plan_mod
+
     found = registry.labels([t.image for t in result.build], tls_verify=config.tls_verify)
     published = {t: (found[t.image] or {}).get(inputs.LABEL) for t in result.build}
-    kept = plan_mod.skip_unchanged(result, current, published)
+    kept = plan_mod.skip_unchanged(result, published)
     click.echo(f"skipped {len(result.build) - len(kept.build)} unchanged of {len(result.build)} build(s)", err=True)
     return kept
 
@@ -131,17 +135,20 @@ def _skip_unchanged(repo, config, result):
 @click.argument("context", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--image", "image_tag", required=True, metavar="NAME:TAG", help="Per-arch ref is NAME:TAG-ARCH.")
 @click.option("--arch", required=True, type=click.Choice(["amd64", "arm64"]))
-@click.option("--file", "file_", help="Kubefile path (default: Kubefile, Dockerfile or Sealfile in CONTEXT).")
+@click.option("--file", "file_", help="Build file (default: after init.sh, a non-empty Dockerfile, else Kubefile, else Sealfile).")
+@click.option("--inputs", metavar="DIGEST", help="Input digest to label the image with (from `plan --format json`).")
+@click.option("--setup", metavar="SCRIPT", help="Script to run before init.sh, from the current directory.")
 @click.option("--builder", type=click.Choice(["sealos", "buildah"]), default="sealos", show_default=True)
 @click.option("--push", is_flag=True, help="Push NAME:TAG-ARCH after the build.")
 @click.option("--tls-verify/--no-tls-verify", default=True, show_default=True)
 @click.option("--retries", type=click.IntRange(1, 10), default=3, show_default=True)
-def build(context, image_tag, arch, file_, builder, push, tls_verify, retries) -> None:
+def build(context, image_tag, arch, file_, inputs, setup, builder, push, tls_verify, retries) -> None:
     """Build one arch of a cluster image locally, with the action's own scripts."""
     from . import runner
 
     out = runner.build(
-        str(context), image_tag, arch, file=file_, builder=builder, push=push, tls_verify=tls_verify, retries=retries
+        str(context), image_tag, arch, file=file_, inputs=inputs, setup=setup, builder=builder, push=push,
+        tls_verify=tls_verify, retries=retries,
     )
     click.echo(json.dumps(out, sort_keys=True))
 
@@ -213,9 +220,10 @@ def lint(repo: Path, repository: str | None, strict: bool) -> None:
     from . import config as config_mod
     from . import plan as plan_mod
 
-    found = plan_mod.discover(repo, config_mod.load(repo, {"repository": repository}))
-    _warn(plan_mod.cmd_warnings(found), strict)
-    click.echo(f"{len(found)} app-version(s) checked")
+    tree = plan_mod.discover(repo, config_mod.load(repo, {"repository": repository}))
+    _warn(tree.warnings() + plan_mod.cmd_warnings(tree.found), strict)
+    click.echo(f"{len(tree.found)} app-version(s) checked, {len(tree.templates)} template(s), "
+               f"{len(tree.skipped)} dir(s) skipped")
 
 
 def _configured_github_repo(repo: Path) -> str | None:
@@ -226,8 +234,12 @@ def _configured_github_repo(repo: Path) -> str | None:
 
 
 def _warn(warnings: list[str], strict: bool) -> None:
+    import os
+
+    # On a runner, each warning is also an annotation on the run.
+    prefix = "::warning::" if os.environ.get("GITHUB_ACTIONS") == "true" else "warning: "
     for line in warnings:
-        click.echo(f"warning: {line}", err=True)
+        click.echo(f"{prefix}{line}", err=True)
     if strict and warnings:
         raise CheckFailed(f"{len(warnings)} lint warning(s) and --strict")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from . import yamlio
-from .errors import ConfigError
+from .errors import ConfigError, UserError
 from .model import (
     BRANCH,
     BUILD_ARG,
@@ -30,9 +30,9 @@ from .model import (
 KEYS = {
     "registry", "repository", "apps_dir", "arches", "runners", "schedule", "action", "branches", "builder",
     "tools", "tls_verify", "check_images", "keepalive", "lock_refresh", "github_repo", "secrets",
-    "sealos_version", "buildah_version", "apps",
+    "sealos_version", "buildah_version", "apps", "setup",
 }
-APP_KEYS = {"arches", "versions", "build_args", "schedule"}
+APP_KEYS = {"arches", "versions", "template", "build_args", "schedule"}
 GITHUB_REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 # Text that GitHub or a shell would evaluate if it ever reached a workflow or a script.
 INJECTION = re.compile(r"\$\{\{|\$\(|`|[\r\n\x00]")
@@ -54,10 +54,14 @@ def load(repo: Path, overrides: dict | None = None, *, check_tree: bool = True) 
         if not isinstance(data, dict):
             raise ConfigError(CONFIG_FILE, "(top level)", type(data).__name__, "a mapping of keys")
     data = {**data, **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    if "repository" not in data and not path.exists():
+        raise UserError(f"no {CONFIG_FILE} in {repo} and no --repository: expected the image namespace, e.g. --repository labring")
     config = parse(data)
     apps_dir = repo / config.apps_dir
     if check_tree and not apps_dir.is_dir():
         raise ConfigError(CONFIG_FILE, "apps_dir", config.apps_dir, "an existing directory in the repository")
+    if check_tree and config.setup and not (repo / config.setup).is_file():
+        raise ConfigError(CONFIG_FILE, "setup", config.setup, "an existing script in the repository")
     return config
 
 
@@ -77,12 +81,9 @@ def parse(data: dict) -> Config:
     if not all(COMPONENT.fullmatch(p) for p in repository.split("/")):
         c.fail("repository", repository, "lowercase OCI path components separated by /")
     kw["repository"] = repository
-    if "apps_dir" in data:
-        apps_dir = c.string("apps_dir", data["apps_dir"])
-        parts = Path(apps_dir).parts
-        if not parts or Path(apps_dir).is_absolute() or ".." in parts:
-            c.fail("apps_dir", apps_dir, "a relative path inside the repository")
-        kw["apps_dir"] = Path(apps_dir).as_posix()
+    for key in ("apps_dir", "setup"):
+        if key in data:
+            kw[key] = c.relative_path(key, data[key])
     if "arches" in data:
         kw["arches"] = c.arches("arches", data["arches"])
     if "runners" in data:
@@ -172,6 +173,13 @@ class _Checker:
             self.fail(key, value, expected)
         return value
 
+    def relative_path(self, key: str, value: object) -> str:
+        value = self.string(key, value)
+        parts = Path(value).parts
+        if not parts or Path(value).is_absolute() or ".." in parts:
+            self.fail(key, value, "a relative path inside the repository")
+        return Path(value).as_posix()
+
     def seq(self, key: str, value: object) -> list:
         if isinstance(value, str):
             value = [value]
@@ -243,6 +251,8 @@ class _Checker:
             kw["versions"] = tuple(
                 self.match(f"{key}.versions", str(v), TAG, "an OCI tag") for v in self.seq(f"{key}.versions", opts["versions"])
             )
+        if "template" in opts:
+            kw["template"] = self.match(f"{key}.template", opts["template"], TAG, "the name of a directory of the app")
         if "build_args" in opts:
             args = self.mapping(f"{key}.build_args", opts["build_args"])
             for name, val in args.items():

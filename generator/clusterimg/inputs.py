@@ -1,37 +1,73 @@
-"""The input digest each image carries as a label; scripts/build.sh computes the very same text."""
+"""The input digest: the one owner of what an image was built from. The plan computes it and hands it to the build
+leg, which only writes it as a label; skip-unchanged compares it with the label of the published image."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import stat
+from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
-from .model import Target
+from .model import Arch, AppVersion, Plan
 
 LABEL = "io.clusterimage.inputs"
+FORMAT = b"clusterimage-inputs v3"
+CHUNK = 1 << 20
 
 
-def digest(repo: Path, target: Target, *, builder: str, sealos_version: str, buildah_version: str) -> str:
-    lines = [
-        "clusterimage-inputs v2",
-        f"app={target.app}",
-        f"version={target.version}",
-        f"arch={target.arch.value}",
-        f"builder={builder}",
-        f"sealos={sealos_version}",
-        f"buildah={buildah_version}",
-        *(f"build-arg={arg}" for arg in target.build_args.splitlines() if arg),
-        f"file={target.file.rsplit('/', 1)[-1]}",
-    ]
-    text = "".join(line + "\n" for line in lines)
-    context = repo / target.context
-    files = []
-    for root, _dirs, names in os.walk(context):
+class Digests:
+    """Input digests for one run: each context is hashed once, whatever the number of arches and children."""
+
+    def __init__(self, repo: Path, found: Iterable[AppVersion], *, builder: str, sealos_version: str,
+                 buildah_version: str, build_args: dict[str, str]):
+        self.repo = repo
+        self.by_key = {av.key: av for av in found}
+        self.head = f"builder={builder}\nsealos={sealos_version}\nbuildah={buildah_version}\n".encode()
+        self.build_args = build_args  # app → newline-separated KEY=VALUE
+        self._contexts: dict[str, bytes] = {}
+        self._digests: dict[tuple[str, str, Arch], str] = {}
+
+    def of(self, app: str, version: str, arch: Arch) -> str:
+        key = (app, version, arch)
+        if key not in self._digests:
+            av = self.by_key[(app, version)]
+            text = FORMAT + b"\n" + f"app={app}\nversion={version}\narch={arch.value}\n".encode() + self.head
+            text += "".join(f"build-arg={a}\n" for a in self.build_args.get(app, "").splitlines() if a).encode()
+            # A parent's inputs are its child's: a new parent rebuilds the child.
+            for parent in sorted({p.key for p in av.parents if p.key != av.key}):
+                if arch in self.by_key[parent].arches:
+                    text += f"parent={parent[0]}:{parent[1]}={self.of(*parent, arch)}\n".encode()
+            text += self.context(av.context)
+            self._digests[key] = hashlib.sha256(text).hexdigest()
+        return self._digests[key]
+
+    def context(self, rel: str) -> bytes:
+        """`<sha256> *./<path>` per regular file, by byte order of the path; names are bytes, whatever their encoding."""
+        if rel not in self._contexts:
+            root = os.fsencode(self.repo / rel)
+            lines = []
+            for path in sorted(_files(root)):
+                lines.append(_sha256(os.path.join(root, path)).encode() + b" *./" + path + b"\n")
+            self._contexts[rel] = b"".join(lines)
+        return self._contexts[rel]
+
+    def fill(self, plan: Plan) -> Plan:
+        return replace(plan, build=tuple(replace(t, inputs=self.of(t.app, t.version, t.arch)) for t in plan.build))
+
+
+def _files(root: bytes):
+    for directory, _dirs, names in os.walk(root):
         for name in names:
-            path = os.path.join(root, name)
-            if os.path.isfile(path) and not os.path.islink(path):
-                files.append(os.path.relpath(path, context))
-    # `find . | LC_ALL=C sort` orders by bytes; `openssl dgst -r` and `sha256sum --binary` print "<hex> *./<path>".
-    for rel in sorted(files, key=lambda p: p.encode()):
-        text += f"{hashlib.sha256(Path(context, rel).read_bytes()).hexdigest()} *./{rel}\n"
-    return hashlib.sha256(text.encode()).hexdigest()
+            path = os.path.join(directory, name)
+            if stat.S_ISREG(os.lstat(path).st_mode):
+                yield os.path.relpath(path, root)
+
+
+def _sha256(path: bytes) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()

@@ -116,11 +116,8 @@ def _build_entry(t) -> dict:
     dirname = t.context.rsplit("/", 1)[-1]
     if dirname != t.version:
         entry["dir"] = dirname
-    filename = t.file.rsplit("/", 1)[-1]
-    if filename != "Kubefile":
-        entry["file"] = filename
-    if t.prepare:
-        entry["prepare"] = True
+    if t.inputs:
+        entry["inputs"] = t.inputs
     if t.build_args:
         entry["build_args"] = t.build_args
     if t.parents:

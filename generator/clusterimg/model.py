@@ -55,6 +55,7 @@ BUILDAH_VERSION = "depend"  # the labring release tag that carries buildah.linux
 class AppOptions:
     arches: tuple[Arch, ...] | None = None
     versions: tuple[str, ...] = ()
+    template: str | None = None  # the dir that serves versions without a dir of their own; None: latest/
     build_args: tuple[tuple[str, str], ...] = ()
     schedule: str | bool | None = None  # None: the repo's schedule; False: never on a schedule; or its own cron
 
@@ -74,6 +75,7 @@ class Config:
     tools: Tools = Tools.DOWNLOAD
     tls_verify: bool = True
     check_images: bool = True  # the build leg's pre-flight: every embedded image exists for the target arch
+    setup: str | None = None  # repo-relative script each build leg runs once before init.sh, without credentials
     github_repo: str | None = None  # OWNER/NAME for `dispatch`; default: the git remote origin
     lock_refresh: str | None = None  # cron of the optional workflow that refreshes clusterimage.lock through a PR
     keepalive: bool = True  # scheduled runs re-enable the workflow before GitHub's 60-day inactivity cut-off
@@ -119,17 +121,34 @@ class Parent:
 class AppVersion:
     app: str
     version: str
-    context: str  # repo-relative, posix
-    file: str  # repo-relative, posix
+    context: str  # repo-relative, posix: its own dir, or the template it is built from
     arches: tuple[Arch, ...]
-    prepare: bool  # the context is a template with init.sh
-    froms: tuple[str, ...] = ()  # the image refs its Kubefile builds FROM
-    cmd: tuple[str, ...] = ()  # the commands of its Kubefile's CMD
+    froms: tuple[str, ...] = ()  # the image refs its build files build FROM
+    cmd: tuple[str, ...] = ()  # the commands of its build files' CMD
     parents: tuple[Parent, ...] = ()  # the FROMs that name an app-version of this tree
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.app, self.version)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str  # repo-relative dir
+    reason: str
+    warn: bool = True  # False for a dir that simply holds nothing to build (docs, image lists)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Tree:
+    """Every dir under apps_dir, accounted for: built, a template, or skipped with its reason."""
+
+    found: tuple[AppVersion, ...]
+    templates: dict[str, str]  # app → the context that serves versions without a dir of their own
+    skipped: tuple[Skipped, ...] = ()
+
+    def warnings(self) -> list[str]:
+        return [f"{s.path}: skipped: {s.reason}" for s in self.skipped if s.warn]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -139,12 +158,11 @@ class Target:
     arch: Arch
     runner: tuple[str, ...]
     context: str
-    file: str
     name: str  # image name without tag
-    prepare: bool
     build_args: str  # newline-separated KEY=VALUE
     stage: int = 0  # built after every lower stage's manifest lists are published
     parents: tuple[tuple[str, str], ...] = ()  # (FROM ref as written, in-tree image name:version)
+    inputs: str = ""  # the input digest its image is labelled with; empty until the plan computes it
 
     @property
     def image(self) -> str:

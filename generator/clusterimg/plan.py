@@ -3,52 +3,89 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 from . import kubefile
-from .errors import UserError
-from .model import BUILD_FILES, COMPONENT, CONFIG_FILE, TAG, AppVersion, Arch, Config, Manifest, Parent, Plan, Target
+from .errors import ConfigError, UserError
+from .model import (
+    BUILD_FILES,
+    COMPONENT,
+    CONFIG_FILE,
+    TAG,
+    AppOptions,
+    AppVersion,
+    Arch,
+    Config,
+    Manifest,
+    Parent,
+    Plan,
+    Skipped,
+    Target,
+    Tree,
+)
 
 TEMPLATE_DIR = "latest"
-TEMPLATE_SCRIPT = "init.sh"
+INIT_SCRIPT = "init.sh"
+BUILD_ARCH = "build_arch"
+MAX_TEXT = 1 << 20  # a build file or build_arch larger than this is not one
 
 
-def discover(repo: Path, config: Config) -> tuple[AppVersion, ...]:
-    """Every app-version in the tree, plus the versions config names for `latest/` templates."""
+def discover(repo: Path, config: Config) -> Tree:
+    """Every dir under apps_dir, as labring's CI reads it: a version dir with a build file or init.sh builds as
+    itself; `latest/` (or the dir config names) only serves the versions config lists; a dir whose name cannot be an
+    image name or tag is skipped with its reason, so one bad dir never blocks the rest."""
     found: list[AppVersion] = []
+    skipped: list[Skipped] = []
+    templates: dict[str, str] = {}
+    apps: set[str] = set()
     root = repo / config.apps_dir
     for app_entry in _dirs(root):
         app = app_entry.name
         where = f"{config.apps_dir}/{app}"
         if not COMPONENT.fullmatch(app):
-            raise UserError(f"{where}: app name {app!r}: expected a lowercase OCI repository component ([a-z0-9] with . _ -)")
-        opts = config.apps.get(app)
-        arches = opts.arches if opts and opts.arches else config.arches
-        concrete: set[str] = set()
+            skipped.append(Skipped(where, f"app name {app!r} is not an image name ([a-z0-9] with . _ -)"))
+            continue
+        apps.add(app)
+        opts = config.apps.get(app) or AppOptions()
+        template = opts.template or TEMPLATE_DIR
+        own: set[str] = set()
         for ver_entry in _dirs(Path(app_entry.path)):
+            name, context = ver_entry.name, f"{where}/{ver_entry.name}"
             names = set(os.listdir(ver_entry.path))
-            context = f"{where}/{ver_entry.name}"
-            if ver_entry.name == TEMPLATE_DIR or TEMPLATE_SCRIPT in names:
-                for version in opts.versions if opts else ():
-                    found.append(_app_version(app, version, context, names, arches, prepare=True, repo=repo))
+            if name == template:
+                templates[app] = context
+                if name == TEMPLATE_DIR:
+                    continue
+            if not names.intersection((*BUILD_FILES, INIT_SCRIPT)):
+                skipped.append(Skipped(context, f"no {', '.join(BUILD_FILES)} or {INIT_SCRIPT}", warn=False))
                 continue
-            if not names.intersection(BUILD_FILES):
+            if not TAG.fullmatch(name):
+                skipped.append(Skipped(context, f"version {name!r} is not an image tag ([A-Za-z0-9_][A-Za-z0-9_.-]*)"))
                 continue
-            if not TAG.fullmatch(ver_entry.name):
-                raise UserError(f"{context}: version {ver_entry.name!r}: expected an OCI tag ([A-Za-z0-9_][A-Za-z0-9_.-]*)")
-            concrete.add(ver_entry.name)
-            version_arches = arches
-            if "build_arch" in names:
-                version_arches = (_build_arch(Path(ver_entry.path) / "build_arch", f"{context}/build_arch"),)
-            found.append(_app_version(app, ver_entry.name, context, names, version_arches, prepare=False, repo=repo))
-        clash = concrete.intersection(opts.versions if opts else ())
-        if clash:
-            raise UserError(
-                f"{CONFIG_FILE}: apps.{app}.versions: {sorted(clash)[0]!r}: expected a version without its own directory"
-            )
-    return resolve_parents(tuple(sorted(found, key=lambda av: av.key)), config)
+            own.add(name)
+            found.append(_app_version(repo, config, app, name, context, names))
+        key = f"apps.{app}"
+        if opts.template and app not in templates:
+            raise ConfigError(CONFIG_FILE, f"{key}.template", opts.template, f"a directory in {where}")
+        for version in opts.versions:
+            if version in own:
+                raise ConfigError(CONFIG_FILE, f"{key}.versions", version,
+                                  f"a version without its own directory ({where}/{version} builds it already)")
+            if app not in templates:
+                raise ConfigError(CONFIG_FILE, f"{key}.versions", version,
+                                  f"versions only for an app with a template ({where}/{TEMPLATE_DIR} or {key}.template)")
+            found.append(_from_template(repo, config, app, version, templates[app]))
+    for app in config.apps:
+        if app not in apps:
+            raise ConfigError(CONFIG_FILE, f"apps.{app}", app, f"an app with a directory in {config.apps_dir}")
+    return Tree(
+        found=resolve_parents(tuple(sorted(found, key=lambda av: av.key)), config),
+        templates=templates,
+        skipped=tuple(skipped),
+    )
 
 
 def resolve_parents(found: tuple[AppVersion, ...], config: Config) -> tuple[AppVersion, ...]:
@@ -72,7 +109,7 @@ def stages(selected: tuple[AppVersion, ...]) -> dict[tuple[str, str], int]:
         if key in path:
             cycle = path[path.index(key):] + [key]
             raise UserError(
-                f"{by_key[key].file}: FROM cycle: " + " -> ".join(f"{a}:{v}" for a, v in cycle)
+                f"{by_key[key].context}: FROM cycle: " + " -> ".join(f"{a}:{v}" for a, v in cycle)
                 + "; expected each image to build only FROM images built before it"
             )
         parents = [p.key for p in by_key[key].parents if p.key in by_key and p.key != key]
@@ -95,7 +132,7 @@ def cmd_warnings(found: tuple[AppVersion, ...]) -> list[str]:
             up = by_key[parent.key]
             for command in up.cmd:
                 if command not in av.cmd:
-                    out.append(f"{av.file}: CMD does not run {command!r} from the CMD of its parent {up.file}")
+                    out.append(f"{av.context}: CMD does not run {command!r} from the CMD of its parent {up.context}")
     return out
 
 
@@ -121,29 +158,27 @@ def _in_tree(ref: str, config: Config, index: set[tuple[str, str]]) -> tuple[str
     return None
 
 
-def template_version(repo: Path, config: Config, app: str, version: str) -> AppVersion | None:
-    """A dispatch may name a version of a `latest/` template that config does not list."""
-    app_dir = repo / config.apps_dir / app
-    if not app_dir.is_dir():
-        return None
-    for entry in _dirs(app_dir):
-        names = set(os.listdir(entry.path))
-        if entry.name == TEMPLATE_DIR or TEMPLATE_SCRIPT in names:
-            opts = config.apps.get(app)
-            arches = opts.arches if opts and opts.arches else config.arches
-            context = f"{config.apps_dir}/{app}/{entry.name}"
-            return _app_version(app, version, context, names, arches, prepare=True, repo=repo)
-    return None
+def accounting(tree: Tree, config: Config) -> list[str]:
+    """What became of every dir that builds nothing by itself: templates and skipped dirs."""
+    lines = []
+    for app, context in sorted(tree.templates.items()):
+        versions = config.apps[app].versions if app in config.apps else ()
+        lines.append(f"template {context}  " + (f"serves {', '.join(versions)}" if versions else "dispatch only"))
+    lines += [f"skipped  {s.path}  {s.reason}" for s in tree.skipped]
+    return lines
 
 
-def with_version(repo: Path, config: Config, found: tuple[AppVersion, ...], app: str, version: str):
-    """A dispatch may name any version of a `latest/` template; other app-versions must exist."""
-    if any(av.key == (app, version) for av in found):
-        return found
-    extra = template_version(repo, config, app, version) if TAG.fullmatch(version) else None
-    if extra is None:
-        raise UserError(f"{config.apps_dir}/{app}/{version}: no such app-version (and no latest/ template to make it)")
-    return resolve_parents(found + (extra,), config)
+def with_version(repo: Path, config: Config, tree: Tree, app: str, version: str | None) -> tuple[AppVersion, ...]:
+    """A dispatch may name any version of an app with a template; a version with its own dir builds from it."""
+    if app not in tree.templates and not any(av.app == app for av in tree.found):
+        raise UserError(f"{config.apps_dir}/{app}: no such app")
+    if version is None or any(av.key == (app, version) for av in tree.found):
+        return tree.found
+    if app not in tree.templates:
+        raise UserError(f"{config.apps_dir}/{app}/{version}: no such version, and no {TEMPLATE_DIR}/ template to make it")
+    if not TAG.fullmatch(version):
+        raise UserError(f"version {version!r}: expected an image tag ([A-Za-z0-9_][A-Za-z0-9_.-]*)")
+    return resolve_parents(tree.found + (_from_template(repo, config, app, version, tree.templates[app]),), config)
 
 
 def scheduled_by(config: Config, cron: str) -> Callable[[str], bool]:
@@ -187,8 +222,7 @@ def build_plan(config: Config, selected: tuple[AppVersion, ...]) -> Plan:
             targets.append(
                 Target(
                     app=av.app, version=av.version, arch=arch, runner=config.runners[arch], context=av.context,
-                    file=av.file, name=name, prepare=av.prepare, build_args=build_args, stage=stage[av.key],
-                    parents=parents,
+                    name=name, build_args=build_args, stage=stage[av.key], parents=parents,
                 )
             )
         manifests.append(Manifest(app=av.app, version=av.version, name=name, arches=av.arches, stage=stage[av.key]))
@@ -201,33 +235,56 @@ def _dirs(path: Path):
     return sorted(entries, key=lambda e: e.name)
 
 
-def _app_version(app, version, context, names, arches, *, prepare, repo: Path) -> AppVersion:
-    file = next((f for f in BUILD_FILES if f in names), BUILD_FILES[0])
-    parsed = None
-    if file in names:
-        with open(os.path.join(repo, context, file), encoding="utf-8") as fh:
-            parsed = kubefile.parse(fh.read())
-    return AppVersion(
-        app=app, version=version, context=context, file=f"{context}/{file}", arches=tuple(arches), prepare=prepare,
-        froms=parsed.froms if parsed else (), cmd=parsed.cmd if parsed else (),
-    )
+def _from_template(repo: Path, config: Config, app: str, version: str, context: str) -> AppVersion:
+    return _app_version(repo, config, app, version, context, set(os.listdir(repo / context)))
 
 
-def _build_arch(path: Path, shown: str) -> Arch:
-    text = path.read_text(encoding="utf-8").strip()
+def _app_version(repo: Path, config: Config, app: str, version: str, context: str, names: set[str]) -> AppVersion:
+    """FROM and CMD come from every build file present: init.sh and the leg pick the one that is built."""
+    froms: list[str] = []
+    cmd: list[str] = []
+    for name in BUILD_FILES:
+        if name in names:
+            parsed = kubefile.parse(_read_text(repo, f"{context}/{name}"))
+            froms += [f for f in parsed.froms if f not in froms]
+            cmd += [c for c in parsed.cmd if c not in cmd]
+    opts = config.apps.get(app) or AppOptions()
+    arches = opts.arches or config.arches
+    if BUILD_ARCH in names and (pinned := _read_text(repo, f"{context}/{BUILD_ARCH}").strip()):
+        try:
+            arches = (Arch(pinned),)
+        except ValueError:
+            raise UserError(
+                f"{context}/{BUILD_ARCH}: {pinned!r}: expected one of " + ", ".join(a.value for a in Arch)
+            ) from None
+    return AppVersion(app=app, version=version, context=context, arches=tuple(arches), froms=tuple(froms),
+                      cmd=tuple(cmd))
+
+
+def _read_text(repo: Path, rel: str) -> str:
+    """A small regular text file; anything else (a FIFO, a directory, a dangling link) is a one-line user error."""
+    path = repo / rel
     try:
-        return Arch(text)
-    except ValueError:
-        raise UserError(f"{shown}: {text!r}: expected one of " + ", ".join(a.value for a in Arch)) from None
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise UserError(f"{rel}: expected a regular file")
+        if st.st_size > MAX_TEXT:
+            raise UserError(f"{rel}: {st.st_size} bytes: expected a text file of at most {MAX_TEXT} bytes")
+        with open(path, "rb") as fh:
+            return fh.read(MAX_TEXT).decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{rel}: expected UTF-8 text") from None
+    except OSError as exc:
+        raise UserError(f"{rel}: {exc.strerror}: expected a readable regular file") from None
 
 
 def _under(path: PurePosixPath, directory: str) -> bool:
     return path == PurePosixPath(directory) or PurePosixPath(directory) in path.parents
 
 
-def skip_unchanged(plan: Plan, current: dict[Target, str], published: dict[Target, str | None]) -> Plan:
+def skip_unchanged(plan: Plan, published: dict[Target, str | None]) -> Plan:
     """Drop targets whose published image already carries the same input digest, and lists with nothing rebuilt."""
-    build = tuple(t for t in plan.build if published.get(t) != current[t])
+    build = tuple(t for t in plan.build if published.get(t) != t.inputs)
     rebuilt = {(t.app, t.version) for t in build}
     manifest = tuple(m for m in plan.manifest if (m.app, m.version) in rebuilt)
     return Plan(build=build, manifest=manifest)

@@ -84,6 +84,7 @@ def workflow(config: Config, plan: Plan, lock: Lock | None = None) -> str:
         control_runner=_runs_on(config.runners[config.arches[0]]),
         image_prefix=f"{config.registry}/{config.repository}",
         apps_dir=config.apps_dir,
+        setup=config.setup,
         checkout=checkout.uses,
         uses_plan=_uses(config, "plan", lock),
         uses_build=_uses(config, "", lock),

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 
+from .errors import UserError
 from .layout import Layout
 from .model import Plan
+
+OUTPUT_LIMIT = 1_000_000  # GitHub's limit on the outputs of one job (1 MB)
 
 
 def plan_data(plan: Plan) -> dict:
@@ -14,8 +17,8 @@ def plan_data(plan: Plan) -> dict:
             {
                 "app": t.app, "version": t.version, "arch": t.arch.value,
                 "runner": t.runner[0] if len(t.runner) == 1 else list(t.runner),
-                "context": t.context, "file": t.file, "name": t.name, "image": t.image,
-                "prepare": t.prepare, "build_args": t.build_args, "stage": t.stage,
+                "context": t.context, "name": t.name, "image": t.image, "build_args": t.build_args,
+                "stage": t.stage, "inputs": t.inputs,
             }
             for t in plan.build
         ],
@@ -27,10 +30,15 @@ def plan_data(plan: Plan) -> dict:
     }
 
 
-def plan(plan: Plan, fmt: str, layout: Layout) -> str:
+def plan(plan: Plan, fmt: str, layout: Layout, accounting: list[str] = ()) -> str:
     if fmt == "github":
-        matrices = layout.matrices(plan)
-        return "matrices=" + json.dumps(matrices, sort_keys=True, separators=(",", ":")) + "\n"
+        text = "matrices=" + json.dumps(layout.matrices(plan), sort_keys=True, separators=(",", ":")) + "\n"
+        if len(text.encode()) > OUTPUT_LIMIT:
+            raise UserError(
+                f"plan: the matrices output is {len(text.encode())} bytes, over GitHub's limit of {OUTPUT_LIMIT} bytes "
+                "for a job's outputs; plan fewer app-versions per run (--app, a schedule per app)"
+            )
+        return text
     data = plan_data(plan)
     if fmt == "json":
         # One entry per line: readable, diffable, and json's C encoder (indent= falls back to pure Python).
@@ -40,6 +48,7 @@ def plan(plan: Plan, fmt: str, layout: Layout) -> str:
         ]
         return "{" + ",\n".join(parts) + "}\n"
     lines = [f"{len(data['build'])} build(s), {len(data['manifest'])} manifest list(s)"]
-    lines += [f"  build    {t['image']}  on {t['runner']}  from {t['file']}" for t in data["build"]]
+    lines += [f"  build    {t['image']}  on {t['runner']}  from {t['context']}" for t in data["build"]]
     lines += [f"  manifest {m['image']}  [{', '.join(m['arches'])}]" for m in data["manifest"]]
+    lines += [f"  {line}" for line in accounting]
     return "\n".join(lines) + "\n"

@@ -20,6 +20,8 @@ def build(
     arch: str,
     *,
     file: str | os.PathLike | None = None,
+    inputs: str | None = None,
+    setup: str | os.PathLike | None = None,
     builder: str = "buildah",
     push: bool = False,
     tls_verify: bool = True,
@@ -28,11 +30,17 @@ def build(
     """Build `<image>:<version>-<arch>` from `image_tag` = `<image>:<version>`; push it when asked."""
     image, version = split_tag(image_tag)
     require("buildah", builder)
-    env = {"CIMG_ARCH": arch, "CIMG_BUILDER": builder} | common(tls_verify, retries)
-    where = {"CIMG_CONTEXT": str(context), "CIMG_FILE": str(file or "")}
-    out = run("build.sh", env | where | {"CIMG_IMAGE": image, "CIMG_VERSION": version})
-    if push:
-        out |= run("push.sh", env | credentials() | {"CIMG_REF": out["image"]})
+    env = {"CIMG_ARCH": arch, "CIMG_BUILDER": builder, "CIMG_IMAGE": image, "CIMG_VERSION": version}
+    env |= common(tls_verify, retries)
+    prepared = run("prepare.sh", env | {"CIMG_CONTEXT": str(context), "CIMG_FILE": str(file or ""),
+                                        "CIMG_SETUP": str(setup or "")})
+    try:
+        out = run("build.sh", env | {"CIMG_CONTEXT": prepared["context"], "CIMG_FILE": prepared["file"],
+                                     "CIMG_INPUTS": inputs or ""})
+        if push:
+            out |= run("push.sh", env | credentials() | {"CIMG_REF": out["image"]})
+    finally:
+        shutil.rmtree(prepared["context"], ignore_errors=True)
     return out
 
 

@@ -14,6 +14,7 @@ import pytest
 from clusterimg import runner
 from clusterimg.errors import StepFailed
 from clusterimg.paths import scripts_dir
+from helpers import image_file
 
 pytestmark = pytest.mark.e2e
 
@@ -117,18 +118,21 @@ def test_sealos_path_with_recording_double_delegating_to_buildah(
     monkeypatch.setenv("SEALOS_ARGV_LOG", str(argv_log))
     on_path(fakes)
 
-    out = runner.build(kubefile, f"{image}:v1", "arm64", builder="sealos")
+    out = runner.build(kubefile, f"{image}:v1", "arm64", builder="sealos", inputs="ab" * 32)
 
     ref = f"{image}:v1-arm64"
     assert out == {"image": ref}
     [argv] = [shlex.split(line) for line in argv_log.read_text().splitlines()]
-    label = next(i for i, a in enumerate(argv) if a.startswith("io.clusterimage.inputs="))
-    assert argv[label - 1] == "--label"  # the inputs digest, which plan reads to skip rebuilds
+    label = argv.index(f"io.clusterimage.inputs={'ab' * 32}")
+    assert argv[label - 1] == "--label"  # the plan's input digest, which it reads back to skip rebuilds
     del argv[label - 1 : label + 1]
     stamp = argv.index("--timestamp")
     assert argv[stamp + 1] == "0"  # reproducible layers
     del argv[stamp : stamp + 2]
-    assert argv == ["build", "-t", ref, "--platform", "linux/arm64", "-f", f"{kubefile}/Kubefile", str(kubefile)]
+    # sealos defaults --tls-verify to false, so it is always given; flags come before the context, a prepared copy.
+    copy = argv[-1]
+    assert argv == ["build", "-t", ref, "--platform", "linux/arm64", "--tls-verify=true", "-f", f"{copy}/Kubefile", copy]
+    assert copy != str(kubefile) and not os.path.exists(copy)
     arch = subprocess.run(
         ["buildah", "inspect", "--type", "image", "--format", "{{.OCIv1.Architecture}}", ref],
         capture_output=True, text=True, check=True,
@@ -136,22 +140,28 @@ def test_sealos_path_with_recording_double_delegating_to_buildah(
     assert arch.stdout.strip() == "arm64"
 
 
-def test_build_runs_init_sh_with_arch_app_and_version_and_passes_build_args(kubefile, image, registry):
-    (kubefile / "init.sh").write_text('echo "$@" > prepared.txt\n')
+def test_init_sh_runs_in_a_copy_with_arch_app_and_version_and_build_args_reach_the_build(
+    kubefile, image, registry, tmp_path
+):
+    (kubefile / "init.sh").write_text('echo "$@" > manifests/prepared.txt\n')
     (kubefile / "Kubefile").write_text("FROM scratch\nARG GREETING\nLABEL greeting=$GREETING\nCOPY manifests ./m\n")
+    outputs = tmp_path / "outputs"
     env = {**os.environ, "CIMG_ARCH": "arm64", "CIMG_BUILDER": "buildah", "CIMG_CONTEXT": str(kubefile),
-           "CIMG_IMAGE": image, "CIMG_VERSION": "v1", "CIMG_APP": "myapp",
+           "CIMG_IMAGE": image, "CIMG_VERSION": "v1", "CIMG_APP": "myapp", "GITHUB_OUTPUT": str(outputs),
            "CIMG_BUILD_ARGS": "\n  GREETING=hello world  \n# a comment\n"}  # fmt: skip
 
+    subprocess.run(["bash", str(scripts_dir() / "prepare.sh")], env=env, check=True, capture_output=True)
+    prepared = dict(line.split("=", 1) for line in outputs.read_text().splitlines())
+    env |= {"CIMG_CONTEXT": prepared["context"], "CIMG_FILE": prepared["file"]}
     subprocess.run(["bash", str(scripts_dir() / "build.sh")], env=env, check=True, capture_output=True)
 
-    assert (kubefile / "prepared.txt").read_text() == "arm64 myapp v1\n"
-    label = subprocess.run(
-        ["buildah", "inspect", "--type", "image", "--format", '{{index .OCIv1.Config.Labels "greeting"}}',
-         f"{image}:v1-arm64"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+    assert not (kubefile / "manifests/prepared.txt").exists()  # the checkout stays clean
+    ref = f"{image}:v1-arm64"
+    fmt = '{{index .OCIv1.Config.Labels "greeting"}}'
+    label = subprocess.run(["buildah", "inspect", "--type", "image", "--format", fmt, ref],
+                           capture_output=True, text=True, check=True)  # fmt: skip
     assert label.stdout.strip() == "hello world"
+    assert image_file(ref, "m/prepared.txt") == "arm64 myapp v1\n"
 
 
 def layers_and_created(ref: str) -> tuple[str, str]:
