@@ -102,9 +102,10 @@ def run(script: str, env: Mapping[str, str]) -> dict[str, str]:
         last_error = ""
         with proc.stdout:
             for line in proc.stdout:
-                sys.stderr.write(line)
-                if line.startswith("error: "):
+                if line.startswith("error: "):  # said once, as the command's own last line
                     last_error = line.removeprefix("error: ").strip()
+                else:
+                    sys.stderr.write(line)
         if proc.wait() != 0:
             raise StepFailed(f"{script}: {last_error or f'exited with status {proc.returncode}'}")
         return parse_outputs(outputs.read_text())

@@ -18,7 +18,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fake_github import FakeGitHub  # noqa: E402
-from helpers import copy_action, tool  # noqa: E402
+from helpers import copy_action, image_file, tool  # noqa: E402
 
 pytestmark = [pytest.mark.act, pytest.mark.e2e]
 
@@ -157,6 +157,17 @@ def test_dispatch_builds_one_app_version_for_both_arches_and_publishes_the_list(
     assert tags(registry, "calico") == {"v3.26.1", "v3.26.1-amd64", "v3.26.1-arm64"}
     assert platforms(registry, f"{registry.host}/act/calico:v3.26.1") == ["linux/amd64", "linux/arm64"]
     assert tags(registry, "openebs") == set()
+
+
+def test_dispatch_of_a_version_config_does_not_list_builds_it_from_latest_in_a_copy(act, registry, user_repo):
+    code, out = act("workflow_dispatch", inputs={"app": "ingress-nginx", "version": "v1.11.0"})
+    assert code == 0, out[-4000:]
+    assert tags(registry, "ingress-nginx") >= {"v1.11.0", "v1.11.0-amd64", "v1.11.0-arm64"}
+    assert platforms(registry, f"{registry.host}/act/ingress-nginx:v1.11.0") == ["linux/amd64", "linux/arm64"]
+    for arch in ("amd64", "arm64"):
+        written = image_file(f"{registry.host}/act/ingress-nginx:v1.11.0-{arch}", "manifests/ingress-nginx.yaml")
+        assert written.startswith(f"# ingress-nginx v1.11.0 for {arch}\n")
+    assert git(user_repo, "status", "--porcelain") == ""  # init.sh ran in a copy
 
 
 def test_push_builds_only_the_app_version_it_changed(act, registry, user_repo):
