@@ -44,14 +44,41 @@ read_index() {
 
 registry_login "$registry"
 
+# arch=digest words: the input digest this run's leg labelled each arch image with.
+declare -A expected=()
+for word in ${CIMG_INPUTS:-}; do
+  [[ $word =~ ^(amd64|arm64)=([0-9a-f]{64})$ ]] || die "inputs-digests: expected arch=<sha256 hex> words, got '$word'"
+  expected[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
+done
+
+# Resolves each arch tag to a digest once. With expected digests, the image must carry this run's: a leg that failed,
+# or a newer run that pushed the same tag, holds back only this list, which is then never a mix of runs.
+refs=() held=()
+for arch in "${arches[@]}"; do
+  if ! info=$(retry priv skopeo inspect "${TLS[@]}" "docker://$target-$arch"); then
+    held+=("$arch: $target-$arch is not in the registry")
+    continue
+  fi
+  [[ $info =~ \"Digest\":[[:space:]]*\"(sha256:[0-9a-f]{64})\" ]] || die "could not read the digest of $target-$arch"
+  refs+=("$image@${BASH_REMATCH[1]}")
+  if [[ -n ${expected[$arch]:-} ]]; then
+    label=none
+    [[ $info =~ \"io\.clusterimage\.inputs\":[[:space:]]*\"([0-9a-f]*)\" ]] && label=${BASH_REMATCH[1]}
+    [[ $label == "${expected[$arch]}" ]] ||
+      held+=("$arch: $target-$arch carries inputs $label, not this run's ${expected[$arch]} (its build failed or was superseded)")
+  fi
+done
+if ((${#held[@]})); then
+  summary "| $target | held back |" "| --- | --- |"
+  for reason in "${held[@]}"; do summary "| ${reason%%:*} | ${reason#*: } |"; done
+  die "not published: $target left untouched; ${held[*]}"
+fi
+
 group_start "assemble $target from ${arches[*]}"
 priv buildah manifest create "$list" >/dev/null
-missing=()
-for arch in "${arches[@]}"; do
-  # Adding by tag pins each entry to the digest the tag had at this moment.
-  retry priv buildah manifest add "${TLS[@]}" "$list" "docker://$target-$arch" >/dev/null || missing+=("$arch")
+for ref in "${refs[@]}"; do
+  retry priv buildah manifest add "${TLS[@]}" "$list" "docker://$ref" >/dev/null || die "could not add $ref to $target"
 done
-((${#missing[@]} == 0)) || die "not published: ${missing[*]/#/$target-}; $target left untouched"
 # Entries are added in the order of $arches, and a list keeps its order.
 local_list=$(priv skopeo inspect --raw "containers-storage:$list") || die "could not read the local list $list"
 read_index "$local_list" || die "the local list $list is not an image index"

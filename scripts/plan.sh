@@ -38,6 +38,8 @@ case "${CIMG_EVENT:-}" in
     # act and manual replays carry no cron: then every scheduled app builds.
     args+=(--schedule "${CIMG_SCHEDULE:-*}")
     unchanged=true
+    # Tags published before this tool, without its label, count as current until their inputs change.
+    adopt=true
     ;;
   *) ;;
 esac
@@ -45,6 +47,7 @@ esac
 # Scheduled and dispatched runs skip images whose inputs did not change, unless forced.
 if [[ ${unchanged:-false} == true && ${CIMG_FORCE:-false} != true ]]; then
   args+=(--skip-unchanged)
+  if [[ ${adopt:-false} == true ]]; then args+=(--adopt); fi
   if [[ -n ${CIMG_USERNAME:-} ]]; then
     [[ -n ${CIMG_REGISTRY:-} ]] || die "registry is required with username"
     mask "$CIMG_PASSWORD"

@@ -25,7 +25,7 @@ def test_every_version_dir_with_a_kubefile_becomes_one_target_per_arch(cli, tree
         "app": "calico", "version": "v3.26.1", "arch": "amd64", "runner": "ubuntu-24.04",
         "context": "applications/calico/v3.26.1",
         "name": "docker.io/acme/calico", "image": "docker.io/acme/calico:v3.26.1-amd64",
-        "build_args": "", "stage": 0,
+        "build_args": "", "stage": 0, "time": None,
     }
     assert len(inputs) == 64 and inputs != data["build"][1]["inputs"]  # the arch is one of the inputs
     assert data["build"][1]["runner"] == "ubuntu-24.04-arm"
@@ -117,10 +117,12 @@ def test_runner_label_lists_reach_the_plan(cli, tree):
 def test_github_format_is_one_compact_matrices_output(cli, tree):
     result = cli("plan", "--repo", tree(), "--format", "github")
     key, _, value = result.out.strip().partition("=")
-    assert key == "matrices" and "\n" not in value and " " not in value.replace("amd64 arm64", "")
+    assert key == "matrices" and "\n" not in value and ": " not in value and ", " not in value
     matrices = json.loads(value)
     for entry in matrices["build_amd64"] + matrices["build_arm64"]:
         assert len(entry.pop("inputs")) == 64
+    amd64, arm64 = matrices["manifest"][0].pop("inputs").split(" ")
+    assert amd64.startswith("amd64=") and arm64.startswith("arm64=")
     assert matrices == {
         "build_amd64": [{"app": "calico", "version": "v3.26.1"}],
         "build_arm64": [{"app": "calico", "version": "v3.26.1"}],
@@ -178,3 +180,49 @@ def test_summary_appends_the_text_plan_from_the_same_run(cli, tree, tmp_path):
     assert result.out.startswith("matrices=")
     text = cli("plan", "--repo", tree()).out
     assert summary.read_text() == "# earlier step\n```\n" + text + "```\n"
+
+
+def test_skip_unchanged_keeps_stale_images_finishes_missing_lists_and_adopts_only_when_asked():
+    from clusterimg import plan as plan_mod
+    from clusterimg.inputs import LABEL
+    from clusterimg.model import Arch, Manifest, Plan, Target
+    from clusterimg.registry import Published
+
+    def av(app):
+        build = tuple(Target(app=app, version="v1", arch=a, runner=("r",), context=f"a/{app}", name=f"r/{app}",
+                             build_args="", inputs=f"{app}-{a}") for a in Arch)  # fmt: skip
+        return build, Manifest(app=app, version="v1", name=f"r/{app}", arches=tuple(Arch))
+
+    apps = ["current", "stale", "half", "unlabeled"]
+    pieces = [av(app) for app in apps]
+    plan = Plan(build=tuple(t for b, _ in pieces for t in b), manifest=tuple(m for _, m in pieces))
+    images = {}
+    for t in plan.build:
+        label = {"current": t.inputs, "half": t.inputs, "stale": "old", "unlabeled": None}[t.app]
+        images[t.image] = Published(digest=f"sha256:{t.app}{t.arch}", labels={LABEL: label} if label else {"x": "y"})
+    lists = {m.image: Published(digest="sha256:l", labels={}, listed=frozenset(
+        images[t.image].digest for t in plan.build if t.app == m.app)) for m in plan.manifest if m.app != "half"}
+
+    kept, notes = plan_mod.skip_unchanged(plan, images, lists, adopt=False)
+    assert sorted({t.app for t in kept.build}) == ["stale", "unlabeled"]
+    assert [m.app for m in kept.manifest] == ["stale", "half", "unlabeled"]
+    assert notes == ["finishing r/half:v1: its images are current, its list is missing"]
+
+    kept, notes = plan_mod.skip_unchanged(plan, images, lists, adopt=True)
+    assert sorted({t.app for t in kept.build}) == ["stale"]
+    assert "adopted r/unlabeled:v1: published without an input label; rebuilt on a change, force or dispatch" in notes
+
+
+def test_each_build_is_stamped_with_the_commit_time_of_the_last_change_to_its_context(cli, tree, monkeypatch):
+    repo = tree({"applications/calico/v3.26.1/Kubefile": KUBEFILE, "applications/helm/v3.14.0/Kubefile": KUBEFILE})
+    monkeypatch.setenv("GIT_COMMITTER_DATE", "1700000000 +0000")
+    committed(repo)
+    (repo / "applications/helm/v3.14.0/README").write_text("later\n")
+    monkeypatch.setenv("GIT_COMMITTER_DATE", "1700000500 +0000")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "two")
+    data = plan_json(cli, repo)
+    assert {(t["app"], t["time"]) for t in data["build"]} == {("calico", 1700000000), ("helm", 1700000500)}
+    # The same on both arches, and in the matrix the leg reads.
+    matrices = json.loads(cli("plan", "--repo", repo, "--format", "github").out.partition("=")[2])
+    assert {e["time"] for e in matrices["build_arm64"] + matrices["build_amd64"]} == {1700000000, 1700000500}

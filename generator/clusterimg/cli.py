@@ -70,6 +70,8 @@ def workflows(repo: Path, repository: str | None, check: bool, strict: bool) -> 
 @click.option("--app", help="Only this app.")
 @click.option("--version", "version", help="Only this version (with --app).")
 @click.option("--skip-unchanged", is_flag=True, help="Drop targets whose published image has the same input digest.")
+@click.option("--adopt", is_flag=True,
+              help="With --skip-unchanged: a published image without our input label counts as current.")
 @click.option("--schedule", "cron", metavar="CRON", help="Only apps this cron rebuilds ('*': any schedule).")
 @click.option("--format", "fmt", type=click.Choice(["json", "text", "github"]), default="text", show_default=True)
 @click.option("--build-shards", type=click.IntRange(1), default=1, help="Build jobs per stage and arch (github format).")
@@ -77,8 +79,8 @@ def workflows(repo: Path, repository: str | None, check: bool, strict: bool) -> 
 @click.option("--stages", type=click.IntRange(1), default=1, help="Stages in the workflow (github format).")
 @click.option("--summary", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Also append the text plan as a Markdown code block to FILE (e.g. $GITHUB_STEP_SUMMARY).")
-def plan(repo, repository, all_, changed_from, changed_to, app, version, skip_unchanged, cron, fmt, build_shards,
-         manifest_shards, stages, summary):
+def plan(repo, repository, all_, changed_from, changed_to, app, version, skip_unchanged, adopt, cron, fmt,
+         build_shards, manifest_shards, stages, summary):
     """Print what to build: one target per app-version and arch, one manifest list per app-version."""
     from . import config as config_mod
     from . import plan as plan_mod
@@ -101,9 +103,14 @@ def plan(repo, repository, all_, changed_from, changed_to, app, version, skip_un
     scheduled = plan_mod.scheduled_by(config, cron) if cron else None
     selected = plan_mod.select(found, app=app, version=version, changed=changed, scheduled=scheduled)
     layout = Layout(arches=config.arches, build_shards=build_shards, manifest_shards=manifest_shards, stages=stages)
-    result = _digests(repo, config, found).fill(plan_mod.build_plan(config, selected))
+    times = None
+    if fmt != "text":  # the created time of each image: its context's last commit
+        from . import git
+
+        times = git.last_change_times(repo, sorted({av.context for av in selected}))
+    result = _digests(repo, config, found).fill(plan_mod.build_plan(config, selected), times)
     if skip_unchanged:
-        result = _skip_unchanged(config, result)
+        result = _skip_unchanged(config, result, adopt)
     accounting = plan_mod.accounting(tree, config)
     click.echo(report.plan(result, fmt, layout, accounting), nl=False)
     if summary:
@@ -120,13 +127,15 @@ def _digests(repo, config, found):
                           buildah_version=buildah_version, build_args=build_args)
 
 
-def _skip_unchanged(config, result):
-    from . import inputs, registry
+def _skip_unchanged(config, result, adopt):
     from . import plan as plan_mod
+    from . import registry
 
-    found = registry.labels([t.image for t in result.build], tls_verify=config.tls_verify)
-    published = {t: (found[t.image] or {}).get(inputs.LABEL) for t in result.build}
-    kept = plan_mod.skip_unchanged(result, published)
+    images = registry.published([t.image for t in result.build], tls_verify=config.tls_verify)
+    lists = registry.published([m.image for m in result.manifest], tls_verify=config.tls_verify, raw=True)
+    kept, notes = plan_mod.skip_unchanged(result, images, lists, adopt=adopt)
+    for note in notes:
+        click.echo(note, err=True)
     click.echo(f"skipped {len(result.build) - len(kept.build)} unchanged of {len(result.build)} build(s)", err=True)
     return kept
 
@@ -156,13 +165,15 @@ def build(context, image_tag, arch, file_, inputs, setup, builder, push, tls_ver
 @cli.command()
 @click.argument("image_tag", metavar="NAME:TAG")
 @click.option("--arch", "arches", multiple=True, required=True, type=click.Choice(["amd64", "arm64"]))
+@click.option("--inputs", multiple=True, metavar="ARCH=DIGEST",
+              help="Publish only if that arch's image carries this input digest (repeatable; from `plan`).")
 @click.option("--tls-verify/--no-tls-verify", default=True, show_default=True)
 @click.option("--retries", type=click.IntRange(1, 10), default=3, show_default=True)
-def manifest(image_tag, arches, tls_verify, retries) -> None:
+def manifest(image_tag, arches, inputs, tls_verify, retries) -> None:
     """Create, push and verify the manifest list NAME:TAG from NAME:TAG-ARCH images."""
     from . import runner
 
-    out = runner.manifest(image_tag, list(arches), tls_verify=tls_verify, retries=retries)
+    out = runner.manifest(image_tag, list(arches), inputs=inputs, tls_verify=tls_verify, retries=retries)
     click.echo(json.dumps(out, sort_keys=True))
 
 

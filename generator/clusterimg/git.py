@@ -1,4 +1,4 @@
-"""The paths a commit range touched, from git."""
+"""What git knows of the tree: the paths a commit range touched, and when each context last changed."""
 
 from __future__ import annotations
 
@@ -19,6 +19,34 @@ def changed_files(repo: Path, rev_from: str, rev_to: str) -> list[str]:
     if prefix == ".":
         return names
     return [n[len(prefix) + 1 :] for n in names if n.startswith(prefix + "/")]
+
+
+def last_change_times(repo: Path, contexts: list[str]) -> dict[str, int]:
+    """context → commit time of the newest commit that touched it; {} outside a git work tree or history."""
+    wanted = set(contexts)
+    if not wanted:
+        return {}
+    try:
+        _git(repo, "rev-parse", "--verify", "-q", "HEAD")
+    except UserError:
+        return {}
+    cmd = ["git", "-C", str(repo), "-c", "core.quotepath=off", "log", "--format=@%ct", "--name-only",
+           "--no-renames", "--relative", "--", *sorted(wanted)]
+    found: dict[str, int] = {}
+    when = 0
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, errors="replace") as proc:
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            if line.startswith("@") and line[1:].isdigit():
+                when = int(line[1:])
+                continue
+            # Newest first: the first commit that names a path under a context is its last change.
+            for context in [c for c in wanted if c not in found and (line == c or line.startswith(c + "/"))]:
+                found[context] = when
+            if len(found) == len(wanted):
+                proc.kill()
+                break
+    return found
 
 
 def _git(repo: Path, *args: str) -> str:

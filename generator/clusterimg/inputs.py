@@ -53,8 +53,15 @@ class Digests:
             self._contexts[rel] = b"".join(lines)
         return self._contexts[rel]
 
-    def fill(self, plan: Plan) -> Plan:
-        return replace(plan, build=tuple(replace(t, inputs=self.of(t.app, t.version, t.arch)) for t in plan.build))
+    def fill(self, plan: Plan, times: dict[str, int] | None = None) -> Plan:
+        """The plan with each image's input digest, and each build's commit time when `times` has its context."""
+        times = times or {}
+        return Plan(
+            build=tuple(replace(t, inputs=self.of(t.app, t.version, t.arch), time=times.get(t.context))
+                        for t in plan.build),
+            manifest=tuple(replace(m, inputs=tuple(self.of(m.app, m.version, a) for a in m.arches))
+                           for m in plan.manifest),
+        )
 
 
 def _files(root: bytes):

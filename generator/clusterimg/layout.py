@@ -118,6 +118,8 @@ def _build_entry(t) -> dict:
         entry["dir"] = dirname
     if t.inputs:
         entry["inputs"] = t.inputs
+    if t.time is not None:
+        entry["time"] = t.time
     if t.build_args:
         entry["build_args"] = t.build_args
     if t.parents:
@@ -126,4 +128,7 @@ def _build_entry(t) -> dict:
 
 
 def _manifest_entry(m) -> dict:
-    return {"app": m.app, "version": m.version, "arches": " ".join(a.value for a in m.arches)}
+    entry = {"app": m.app, "version": m.version, "arches": " ".join(a.value for a in m.arches)}
+    if m.inputs:
+        entry["inputs"] = " ".join(f"{a.value}={d}" for a, d in zip(m.arches, m.inputs))
+    return entry

@@ -163,6 +163,7 @@ class Target:
     stage: int = 0  # built after every lower stage's manifest lists are published
     parents: tuple[tuple[str, str], ...] = ()  # (FROM ref as written, in-tree image name:version)
     inputs: str = ""  # the input digest its image is labelled with; empty until the plan computes it
+    time: int | None = None  # seconds since the epoch of the last commit to its context; None: the leg's default
 
     @property
     def image(self) -> str:
@@ -176,6 +177,7 @@ class Manifest:
     name: str
     arches: tuple[Arch, ...]
     stage: int = 0
+    inputs: tuple[str, ...] = ()  # per arch, in the order of arches: the input digest of this run's image
 
     @property
     def image(self) -> str:

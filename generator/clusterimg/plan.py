@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 from . import kubefile
+from .inputs import LABEL
 from .errors import ConfigError, UserError
 from .model import (
     BUILD_FILES,
@@ -282,9 +283,31 @@ def _under(path: PurePosixPath, directory: str) -> bool:
     return path == PurePosixPath(directory) or PurePosixPath(directory) in path.parents
 
 
-def skip_unchanged(plan: Plan, published: dict[Target, str | None]) -> Plan:
-    """Drop targets whose published image already carries the same input digest, and lists with nothing rebuilt."""
-    build = tuple(t for t in plan.build if published.get(t) != t.inputs)
-    rebuilt = {(t.app, t.version) for t in build}
-    manifest = tuple(m for m in plan.manifest if (m.app, m.version) in rebuilt)
-    return Plan(build=build, manifest=manifest)
+def skip_unchanged(plan: Plan, images: dict, lists: dict, *, adopt: bool) -> tuple[Plan, list[str]]:
+    """Drop what is published and current: an image that carries this run's input digest, and a list whose entries
+    are exactly those images. A list with current images but missing or stale is kept, so the fan-in finishes it.
+    With `adopt`, an image that exists without our label counts as published (a registry this tool takes over).
+    `images` maps each target's image, and `lists` each list, to registry.Published or None."""
+    build: list[Target] = []
+    manifest: list[Manifest] = []
+    notes: list[str] = []
+    targets: dict[tuple[str, str], list[Target]] = {}
+    for t in plan.build:
+        targets.setdefault((t.app, t.version), []).append(t)
+    for m in plan.manifest:
+        own = targets.get((m.app, m.version), [])
+        held = {t: images.get(t.image) for t in own}
+        stale = [t for t, got in held.items() if got is None or got.labels.get(LABEL) != t.inputs]
+        adopted = [t for t in stale if adopt and held[t] is not None and LABEL not in held[t].labels]
+        if adopted and len(adopted) == len(stale):
+            notes.append(f"adopted {m.image}: published without an input label; rebuilt on a change, force or dispatch")
+            continue
+        if stale:
+            build += stale
+            manifest.append(m)
+            continue
+        listed = lists.get(m.image)
+        if listed is None or listed.listed != {held[t].digest for t in own}:
+            notes.append(f"finishing {m.image}: its images are current, its list is {'stale' if listed else 'missing'}")
+            manifest.append(m)
+    return Plan(build=tuple(t for t in plan.build if t in set(build)), manifest=tuple(manifest)), notes

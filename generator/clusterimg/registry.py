@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
@@ -19,21 +20,36 @@ from .errors import StepFailed, UserError
 PARALLEL = 8
 
 
-def labels(refs: list[str], *, tls_verify: bool, retries: int = 3) -> dict[str, dict | None]:
-    """ref → its config labels, or None when the registry does not have it (or could not be asked)."""
+@dataclass(frozen=True)
+class Published:
+    """What a tag holds now: its manifest digest, its config labels and, for a list, the digests it lists."""
+
+    digest: str
+    labels: dict
+    listed: frozenset[str] = frozenset()
+
+
+def published(refs: list[str], *, tls_verify: bool, retries: int = 3, raw: bool = False) -> dict[str, Published | None]:
+    """ref → what it holds (with `raw`, read as a list), or None when the registry does not have it or could not be
+    asked; a failed lookup warns and counts as absent, so the image is built rather than skipped."""
     with ThreadPoolExecutor(PARALLEL) as pool:
-        return dict(zip(refs, pool.map(lambda r: _labels(r, tls_verify, retries), refs)))
+        return dict(zip(refs, pool.map(lambda r: _published(r, tls_verify, retries, raw), refs)))
 
 
-def _labels(ref: str, tls_verify: bool, retries: int) -> dict | None:
-    cmd = ["skopeo", "inspect", _tls(tls_verify), f"docker://{ref}"]
+def _published(ref: str, tls_verify: bool, retries: int, raw: bool) -> Published | None:
+    cmd = ["skopeo", "inspect", _tls(tls_verify), *(["--raw"] if raw else []), f"docker://{ref}"]
     try:
-        return json.loads(_skopeo(cmd, retries)).get("Labels") or {}
+        text = _skopeo(cmd, retries)
     except _Absent:
         return None
     except _Failed as exc:
         print(f"warning: could not inspect {ref} ({exc}); building it", file=sys.stderr)
         return None
+    data = json.loads(text)
+    if raw:
+        listed = frozenset(m.get("digest", "") for m in data.get("manifests") or [])
+        return Published(digest="sha256:" + hashlib.sha256(text.encode()).hexdigest(), labels={}, listed=listed)
+    return Published(digest=data.get("Digest", ""), labels=data.get("Labels") or {})
 
 
 # skopeo's words for "no such image", and for an answer that asking again will not change.

@@ -18,7 +18,7 @@ def plan_data(plan: Plan) -> dict:
                 "app": t.app, "version": t.version, "arch": t.arch.value,
                 "runner": t.runner[0] if len(t.runner) == 1 else list(t.runner),
                 "context": t.context, "name": t.name, "image": t.image, "build_args": t.build_args,
-                "stage": t.stage, "inputs": t.inputs,
+                "stage": t.stage, "inputs": t.inputs, "time": t.time,
             }
             for t in plan.build
         ],

@@ -44,14 +44,17 @@ def build(
     return out
 
 
-def manifest(image_tag: str, arches: Iterable[str], *, tls_verify: bool = True, retries: int = 3) -> dict[str, str]:
-    """Publish `image_tag` as the list of its already pushed `-<arch>` images."""
+def manifest(image_tag: str, arches: Iterable[str], *, inputs: Iterable[str] = (), tls_verify: bool = True,
+             retries: int = 3) -> dict[str, str]:
+    """Publish `image_tag` as the list of its already pushed `-<arch>` images; with `inputs` (arch=digest), only
+    images that carry those input digests."""
     image, version = split_tag(image_tag)
     require("buildah", "skopeo")
     env = {"CIMG_BUILDER": "buildah"} | common(tls_verify, retries)
     return run(
         "manifest.sh",
-        env | credentials() | {"CIMG_IMAGE": image, "CIMG_VERSION": version, "CIMG_ARCHES": " ".join(arches)},
+        env | credentials() | {"CIMG_IMAGE": image, "CIMG_VERSION": version, "CIMG_ARCHES": " ".join(arches),
+                               "CIMG_INPUTS": " ".join(inputs)},
     )
 
 

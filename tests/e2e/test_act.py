@@ -18,7 +18,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fake_github import FakeGitHub  # noqa: E402
-from helpers import copy_action, image_file, tool  # noqa: E402
+from helpers import KUBEFILE, copy_action, image_file, tool, write_tree  # noqa: E402
 
 pytestmark = [pytest.mark.act, pytest.mark.e2e]
 
@@ -46,6 +46,28 @@ def user_repo(registry, tmp_path_factory) -> Path:
     # The example's openebs is layered FROM its calico: point it at this test's registry.
     openebs = repo / "applications/openebs/v3.9.0/Kubefile"
     openebs.write_text(openebs.read_text().replace("docker.io/example/", f"{registry.host}/act/"))
+    return generated(repo, registry, "apps:\n  ingress-nginx:\n    versions: [v1.9.4]\n")
+
+
+@pytest.fixture(scope="session")
+def fault_repo(registry, tmp_path_factory) -> Path:
+    """Two apps; flaky's arm64 leg fails while the repository holds flaky.fail, which is not one of its inputs."""
+    repo = tmp_path_factory.mktemp("act-faults") / "repo"
+    write_tree(repo, {
+        "applications/good/v1/Kubefile": KUBEFILE,
+        "applications/good/v1/manifests/a.yaml": "kind: List\n",
+        "applications/flaky/v1/Kubefile": KUBEFILE,
+        "applications/flaky/v1/manifests/a.yaml": "kind: List\n",
+        "applications/flaky/v1/init.sh": (
+            'if [[ $1 == arm64 && -e $GITHUB_WORKSPACE/flaky.fail ]]; then echo "arm64 broke" >&2; exit 1; fi\n'
+        ),
+        "flaky.fail": "the arm64 runner is broken\n",
+    })  # fmt: skip
+    return generated(repo, registry, "")
+
+
+def generated(repo: Path, registry, apps: str) -> Path:
+    """repo with a copy of this repository as its action, and the workflow generated the way users get it."""
     copy_action(repo / "clusterimage-action")
     (repo / "clusterimage.yaml").write_text(
         f"registry: {registry.host}\n"
@@ -56,7 +78,7 @@ def user_repo(registry, tmp_path_factory) -> Path:
         "tls_verify: false\n"
         # The example embeds upstream images (quay.io, docker.io) that this offline machine cannot reach.
         "check_images: false\n"
-        "apps:\n  ingress-nginx:\n    versions: [v1.9.4]\n"
+        + apps
     )
     gen = subprocess.run(
         [sys.executable, "-m", "clusterimg", "workflows", "--repo", str(repo)],
@@ -88,7 +110,8 @@ def act(act_bin, user_repo, registry, github_api, tmp_path):
         f"REGISTRY_USERNAME={registry.username}\nREGISTRY_PASSWORD={registry.password}\nGITHUB_TOKEN={TOKEN}\n"
     )
 
-    def run(event: str, payload: dict | None = None, inputs: dict | None = None) -> tuple[int, str]:
+    def run(event: str, payload: dict | None = None, inputs: dict | None = None, repo: Path = user_repo
+            ) -> tuple[int, str]:
         cmd = [act_bin, event, "-W", WORKFLOW, "--secret-file", str(secrets_file), *PLATFORMS,
                "--env", f"GITHUB_API_URL={github_api.url}"]
         if payload is not None:  # act ignores --input when given an event file
@@ -97,7 +120,7 @@ def act(act_bin, user_repo, registry, github_api, tmp_path):
             cmd += ["-e", str(event_file)]
         for key, value in (inputs or {}).items():
             cmd += ["--input", f"{key}={value}"]
-        proc = subprocess.run(cmd, cwd=user_repo, capture_output=True, text=True, timeout=1200)
+        proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=1200)
         out = proc.stdout + proc.stderr
         (tmp_path / f"act-{event}.log").write_text(out)
         return proc.returncode, out
@@ -221,3 +244,20 @@ def test_dispatch_with_force_rebuilds_an_unchanged_image(act, registry):
     assert registry.password not in out
     assert f"Success - Main Build {registry.host}/act/helm:v3.14.0-amd64" in out
     assert "Success - Main Publish" in out
+
+
+def test_a_failed_leg_holds_back_only_its_own_list_and_the_next_run_finishes_it_without_force(act, registry, fault_repo):
+    code, out = act("schedule", repo=fault_repo)
+    assert code != 0  # the run is red: one leg failed
+    assert "arm64 broke" in out
+    assert platforms(registry, f"{registry.host}/act/good:v1") == ["linux/amd64", "linux/arm64"]
+    assert tags(registry, "flaky") == {"v1-amd64"}
+    assert "not published: " in out and "flaky:v1-arm64 is not in the registry" in out
+
+    (fault_repo / "flaky.fail").unlink()
+    git(fault_repo, "commit", "-qam", "the arm64 runner is fixed")
+    code, out = act("schedule", repo=fault_repo)
+    assert code == 0, out[-4000:]
+    assert "skipped 3 unchanged of 4 build(s)" in out  # only flaky's arm64 leg builds again
+    assert f"finishing {registry.host}/act/good:v1" not in out
+    assert platforms(registry, f"{registry.host}/act/flaky:v1") == ["linux/amd64", "linux/arm64"]

@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import shlex
+import shutil
 import socket
 import subprocess
 import time
@@ -190,3 +191,31 @@ def test_arches_and_rebuilds_share_identical_layers_at_a_fixed_timestamp(kubefil
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
     with pytest.raises(StepFailed, match=r"timestamp must be whole seconds since the epoch, got 'yesterday'"):
         runner.build(kubefile, f"{image}:v3", "amd64")
+
+
+def test_interleaved_runs_never_publish_a_mixed_list(kubefile, image, creds, tmp_path):
+    """Run A and run B build the same tags from different inputs, interleaved A-amd64, B-amd64, B-arm64, A-arm64."""
+    b_context = tmp_path / "b"
+    shutil.copytree(kubefile, b_context)
+    (b_context / "manifests" / "app.yaml").write_text("kind: ConfigMap  # run B\n")
+    runs = {"A": (kubefile, "a"), "B": (b_context, "b")}
+    digests = {}
+    for run, arch in (("A", "amd64"), ("B", "amd64"), ("B", "arm64"), ("A", "arm64")):
+        context, letter = runs[run]
+        digests[(run, arch)] = letter * 63 + ("1" if arch == "amd64" else "2")
+        out = runner.build(context, f"{image}:v1", arch, push=True, tls_verify=False, inputs=digests[(run, arch)])
+        digests[(run, arch, "pushed")] = out["digest"]
+
+    def inputs(run):
+        return [f"{arch}={digests[(run, arch)]}" for arch in ("amd64", "arm64")]
+
+    with pytest.raises(StepFailed, match=r"amd64: .*:v1-amd64 carries inputs b{63}1, not this run's a{63}1"):
+        runner.manifest(f"{image}:v1", ["amd64", "arm64"], inputs=inputs("A"), tls_verify=False)
+    assert not creds.has(f"{image}:v1")
+    with pytest.raises(StepFailed, match=r"arm64: .*:v1-arm64 carries inputs a{63}2, not this run's b{63}2"):
+        runner.manifest(f"{image}:v1", ["amd64", "arm64"], inputs=inputs("B"), tls_verify=False)
+    # Run A re-pushes its amd64 image (a retry); now every arch tag holds one run's image, and only that run publishes.
+    again = runner.build(kubefile, f"{image}:v1", "amd64", push=True, tls_verify=False, inputs=digests[("A", "amd64")])
+    runner.manifest(f"{image}:v1", ["amd64", "arm64"], inputs=inputs("A"), tls_verify=False)
+    listed = {m["digest"] for m in json.loads(creds.raw(f"{image}:v1"))["manifests"]}
+    assert listed == {again["digest"], digests[("A", "arm64", "pushed")]}

@@ -61,6 +61,12 @@ def test_skip_unchanged_drops_published_targets_and_a_change_brings_them_back(ap
     assert [t["arch"] for t in kept["build"]] == ["arm64"]
     assert [m["arches"] for m in kept["manifest"]] == [["amd64", "arm64"]]
     publish(repo, app, creds, "arm64", capsys)
+    # Both arch images are current but no list points at them yet: the plan keeps the list, so the fan-in finishes it.
+    finishing = plan(repo, capsys, "--skip-unchanged")
+    assert finishing["build"] == [] and [m["app"] for m in finishing["manifest"]] == [app]
+    assert f"finishing {creds.host}/e2e/{app}:v1.0.0: its images are current, its list is missing" in plan.err
+    runner.manifest(f"{creds.host}/e2e/{app}:v1.0.0", ["amd64", "arm64"], tls_verify=False,
+                    inputs=[f"{t['arch']}={t['inputs']}" for t in everything["build"]])
     nothing = plan(repo, capsys, "--skip-unchanged")
     assert nothing == {"build": [], "manifest": []}
     # Without --skip-unchanged (a forced run) everything builds again.
@@ -85,4 +91,15 @@ def test_skip_unchanged_lookup_against_a_dead_registry_builds_everything_after_b
     data = plan(repo, capsys, "--skip-unchanged")
     assert len(data["build"]) == 2
     assert time.monotonic() - start < 30
-    assert plan.err.count("could not inspect") == 2
+    assert plan.err.count("could not inspect") == 3  # two arch images and their list
+
+
+def test_adoption_counts_a_published_image_without_our_label_as_current_only_when_asked(app_repo, creds, capsys):
+    repo, app = app_repo
+    for arch in ("amd64", "arm64"):  # published by hand, before this tool: no input label
+        runner.build(str(repo / f"applications/{app}/v1.0.0"), f"{creds.host}/e2e/{app}:v1.0.0", arch,
+                     builder="buildah", push=True, tls_verify=False)
+    assert len(plan(repo, capsys, "--skip-unchanged")["build"]) == 2  # a dispatch rebuilds it
+    adopted = plan(repo, capsys, "--skip-unchanged", "--adopt")  # a scheduled run adopts it
+    assert adopted == {"build": [], "manifest": []}
+    assert f"adopted {creds.host}/e2e/{app}:v1.0.0" in plan.err
