@@ -18,6 +18,12 @@ case "${CIMG_EVENT:-}" in
     # A new branch has no `before`: build everything.
     if [[ -n "${CIMG_BEFORE:-}" && "${CIMG_BEFORE//0/}" != "" ]]; then
       args+=(--changed-from "$CIMG_BEFORE" --changed-to HEAD)
+      # A push run cancelled while pending never built its changes: diff from the last run that succeeded.
+      if [[ -n ${CIMG_WORKFLOW:-} && -n ${CIMG_TOKEN:-} ]]; then
+        args+=(--since-last-success "$CIMG_WORKFLOW")
+        mask "$CIMG_TOKEN"
+        export GITHUB_TOKEN=$CIMG_TOKEN
+      fi
     fi
     ;;
   pull_request)

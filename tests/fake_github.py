@@ -61,6 +61,7 @@ class FakeGitHub:
         self.latest: dict[str, str] = {}  # repo → tag of its latest release
         self.digests: dict[tuple[str, str, str], str | None] = {}  # (repo, tag, name) → digest override
         self.workflows: dict[tuple[str, str], set[str]] = {}  # (repo, file) → declared dispatch inputs
+        self.runs: dict[tuple[str, str], list[dict]] = {}  # (repo, file) → its runs, newest first
         self.token: str | None = None  # when set, any other Authorization is a 401
         self.failure: Failure | None = None
         self.page_size = 2  # small pages, so listings take several requests
@@ -192,6 +193,11 @@ def _handler(gh: FakeGitHub):
                 if extra:
                     return self._json(422, fixture("error_422_inputs", inputs=json.dumps(extra)))
                 return self._send(204, b"", None)
+            if req.method == "GET" and rest[:2] == ["actions", "workflows"] and rest[3:] == ["runs"]:
+                wanted = {k: req.query[k] for k in ("branch", "event", "status") if k in req.query}
+                runs = [r for r in gh.runs.get((repo, rest[2]), []) if all(r.get(k) == v for k, v in wanted.items())]
+                per_page = int(req.query.get("per_page", 30))
+                return self._json(200, {"total_count": len(runs), "workflow_runs": runs[:per_page]})
             if req.method == "POST" and rest == ["pulls"]:
                 if req.headers.get("authorization") is None:
                     return self._json(401, {"message": "Requires authentication", "status": "401"})

@@ -226,3 +226,42 @@ def test_each_build_is_stamped_with_the_commit_time_of_the_last_change_to_its_co
     # The same on both arches, and in the matrix the leg reads.
     matrices = json.loads(cli("plan", "--repo", repo, "--format", "github").out.partition("=")[2])
     assert {e["time"] for e in matrices["build_arm64"] + matrices["build_amd64"]} == {1700000000, 1700000500}
+
+
+def test_a_push_plan_diffs_from_the_last_successful_run_so_a_cancelled_runs_changes_are_built(
+    cli, tree, monkeypatch
+):
+    from fake_github import FakeGitHub
+
+    from helpers import KUBEFILE as K
+
+    repo = committed(tree({"applications/calico/v1/Kubefile": K, "applications/helm/v1/Kubefile": K}))
+    succeeded = git(repo, "rev-parse", "HEAD")
+    (repo / "applications/calico/v1/README").write_text("a change whose run was cancelled while pending\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "calico")
+    before = git(repo, "rev-parse", "HEAD")
+    (repo / "applications/helm/v1/README").write_text("the newest push\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "helm")
+
+    def apps(*extra):
+        data = plan_json(cli, repo, "--changed-from", before, *extra)
+        return sorted({t["app"] for t in data["build"]})
+
+    assert apps() == ["helm"]
+    with FakeGitHub() as gh:
+        gh.token = "ghs_test"
+        gh.runs[("acme/images", "clusterimage.yml")] = [
+            {"head_sha": "f" * 40, "event": "push", "status": "completed", "branch": "other"},
+            {"head_sha": succeeded, "event": "push", "status": "success", "branch": "main"},
+        ]
+        for name, value in {"GITHUB_API_URL": gh.url, "GITHUB_REPOSITORY": "acme/images", "GITHUB_REF_NAME": "main",
+                            "GITHUB_TOKEN": "ghs_test"}.items():
+            monkeypatch.setenv(name, value)
+        assert apps("--since-last-success", "clusterimage.yml") == ["calico", "helm"]
+        query = next(r.query for r in gh.requests if r.path.endswith("/runs"))
+        assert query["branch"] == "main" and query["status"] == "success" and query["event"] == "push"
+        # No successful run yet: the push's own `before`.
+        gh.runs.clear()
+        assert apps("--since-last-success", "clusterimage.yml") == ["helm"]

@@ -146,7 +146,9 @@ def test_every_job_has_a_timeout_and_checkout_never_persists_credentials(cli, tr
     assert doc["permissions"] == {}
     for name, job in doc["jobs"].items():
         assert job["timeout-minutes"] > 0, name
-        expected = {"actions": "write"} if name == "keepalive" else {"contents": "read"}
+        expected = {
+            "keepalive": {"actions": "write"}, "plan": {"contents": "read", "actions": "read"},
+        }.get(name, {"contents": "read"})
         assert job["permissions"] == expected, name
         for step in job["steps"]:
             if step.get("uses", "").startswith("actions/checkout@"):
@@ -215,3 +217,12 @@ def test_default_pins_are_current_majors_and_a_node20_pin_is_flagged(cli, tree, 
     result = cli("workflows", "--repo", repo)
     assert "warning: actions/checkout@v4.2.2 runs on node20" in result.err
     assert cli("workflows", "--repo", repo, "--strict").code == 1
+
+
+def test_dispatches_of_different_app_versions_never_share_a_concurrency_group(cli, tree):
+    from clusterimg.yamlio import load
+
+    repo = tree()
+    assert cli("workflows", "--repo", repo).code == 0
+    group = load((repo / WORKFLOW).read_text())["concurrency"]["group"]
+    assert "${{ inputs.app }}" in group and "${{ inputs.version }}" in group

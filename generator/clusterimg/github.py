@@ -164,6 +164,16 @@ class Client:
         with self._errors(f"{repo} workflow {workflow} on {ref}"):
             self.api.actions.create_workflow_dispatch(workflow_id=workflow, ref=ref, inputs=inputs, **_route(repo))
 
+    def last_success(self, repo: str, workflow: str, branch: str) -> str | None:
+        """The head commit of the newest successful push run of `workflow` on `branch`, or None when it has none."""
+        what = f"{repo} workflow {workflow} runs on {branch}"
+        with self._errors(what):
+            found = self.api.actions.list_workflow_runs(
+                workflow_id=workflow, branch=branch, event="push", status="success", per_page=1, **_route(repo)
+            )
+        runs = found.get("workflow_runs") or []
+        return _sha1(what, runs[0].get("head_sha")) if runs else None
+
     def _all(self, what: str, op, **kw) -> list:
         """Every item of a listing: pages are requested until one comes back empty."""
         with self._errors(what):
