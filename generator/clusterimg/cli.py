@@ -239,10 +239,11 @@ def _warn(warnings: list[str], strict: bool) -> None:
 @click.option("--check", is_flag=True, help="Ask the registry for each image and arch; exit 1 if any is missing.")
 @click.option("--registry", metavar="HOST", help="Registry that REGISTRY_USERNAME/REGISTRY_PASSWORD log in to.")
 @click.option("--tls-verify/--no-tls-verify", default=True, show_default=True)
-@click.option("--format", "fmt", type=click.Choice(["json", "text"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["json", "text", "save"]), default="text", show_default=True,
+              help="save: one `SOURCE NAME` line per image, NAME being its place in registry/ (read by save.sh).")
 def images(context: Path, arches: tuple[str, ...], check: bool, registry: str | None, tls_verify: bool,
            fmt: str) -> None:  # fmt: skip
-    """List the images a build of CONTEXT embeds: images/shim/*, manifests/ and charts/*/values.yaml."""
+    """List the images `sealos build` saves for CONTEXT: images/shim/*, manifests/, charts/ and tar.txt archives."""
     import os
 
     from . import images as images_mod
