@@ -9,7 +9,7 @@ import tarfile
 import pytest
 import yaml
 
-from clusterimg import images, registry, yamlio
+from clusterimg import images, registry, runner, yamlio
 from clusterimg.paths import scripts_dir
 from helpers import ROOT, write_tree
 
@@ -369,18 +369,31 @@ def test_registry_lookups_retry_a_bounded_number_of_times(tmp_path, monkeypatch,
     assert len(log.read_text().splitlines()) == calls
 
 
-def test_action_checks_embedded_images_right_before_build_with_inputs_only_through_env():
+def test_action_checks_then_saves_embedded_images_right_before_build_with_inputs_only_through_env():
     action = yamlio.load((ROOT / "action.yml").read_text())
     steps = action["runs"]["steps"]
     names = [s["name"] for s in steps]
-    check = steps[names.index("Build") - 1]
+    check, save, build = steps[names.index("Build") - 2 : names.index("Build") + 1]
 
-    assert check["name"] == "Check embedded images"
+    assert (check["name"], save["name"]) == ("Check embedded images", "Save embedded images")
     assert check["if"] == "inputs.check-images == 'true'"
-    assert action["inputs"]["check-images"]["default"] == "true"
+    assert save["if"] == "inputs.save-images == 'true'"
+    assert action["inputs"]["check-images"]["default"] == action["inputs"]["save-images"]["default"] == "true"
     assert check["run"] == 'bash "$CIMG_ACTION_PATH/scripts/images.sh"'
-    assert check["env"]["CIMG_ARCH"] == steps[names.index("Build")]["env"]["CIMG_ARCH"]
-    assert {"CIMG_CONTEXT", "CIMG_TLS_VERIFY", "CIMG_USERNAME", "CIMG_PASSWORD", "CIMG_REGISTRY"} <= set(check["env"])
+    assert save["run"] == 'bash "$CIMG_ACTION_PATH/scripts/save.sh"'
+    assert check["env"]["CIMG_ARCH"] == save["env"]["CIMG_ARCH"] == build["env"]["CIMG_ARCH"]
+    for step in (check, save):
+        assert {"CIMG_CONTEXT", "CIMG_TLS_VERIFY", "CIMG_USERNAME", "CIMG_PASSWORD", "CIMG_REGISTRY"} <= set(step["env"])
+        assert "${{" not in step["run"]
+    assert action["outputs"]["embedded-images"]["value"] == "${{ steps.save.outputs.images }}"
+
+
+def test_the_local_runner_reads_multi_line_outputs_as_github_writes_them():
+    text = "image=r/a:v1-arm64\nimages<<CIMG_EOF_1\nr/x:1@sha256:a\nr/y:2@sha256:b\nCIMG_EOF_1\ndigest=sha256:c\n"
+
+    assert runner.parse_outputs(text) == {
+        "image": "r/a:v1-arm64", "images": "r/x:1@sha256:a\nr/y:2@sha256:b", "digest": "sha256:c"
+    }  # fmt: skip
 
 
 def test_preflight_of_a_context_without_embedded_images_succeeds_without_installing_anything(tmp_path):
@@ -392,3 +405,15 @@ def test_preflight_of_a_context_without_embedded_images_succeeds_without_install
 
     assert proc.returncode == 0, proc.stderr
     assert "no embedded images to check" in proc.stderr
+
+
+def test_save_step_of_a_context_without_embedded_images_succeeds_without_installing_anything(tmp_path):
+    ctx = context(tmp_path, {"Kubefile": "FROM scratch\n", "etc/app.conf": "image: not-a-manifest:1\n"})
+    env = {**os.environ, "CIMG_CONTEXT": str(ctx), "CIMG_ARCH": "arm64", "CIMG_GEN": "false",
+           "CIMG_ACTION_PATH": str(tmp_path / "no-action-here")}  # fmt: skip
+
+    proc = subprocess.run(["bash", str(scripts_dir() / "save.sh")], env=env, capture_output=True, text=True)
+
+    assert proc.returncode == 0, proc.stderr
+    assert "nothing to save" in proc.stderr
+    assert not (ctx / "registry").exists()

@@ -136,12 +136,15 @@ def _skip_unchanged(repo, config, result):
 @click.option("--push", is_flag=True, help="Push NAME:TAG-ARCH after the build.")
 @click.option("--tls-verify/--no-tls-verify", default=True, show_default=True)
 @click.option("--retries", type=click.IntRange(1, 10), default=3, show_default=True)
-def build(context, image_tag, arch, file_, builder, push, tls_verify, retries) -> None:
+@click.option("--save-images/--no-save-images", default=True, show_default=True,
+              help="Save the embedded images for ARCH into CONTEXT/registry before the build.")
+def build(context, image_tag, arch, file_, builder, push, tls_verify, retries, save_images) -> None:
     """Build one arch of a cluster image locally, with the action's own scripts."""
     from . import runner
 
     out = runner.build(
-        str(context), image_tag, arch, file=file_, builder=builder, push=push, tls_verify=tls_verify, retries=retries
+        str(context), image_tag, arch, file=file_, builder=builder, push=push, tls_verify=tls_verify, retries=retries,
+        save_images=save_images,
     )
     click.echo(json.dumps(out, sort_keys=True))
 

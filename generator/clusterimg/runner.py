@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -24,13 +25,23 @@ def build(
     push: bool = False,
     tls_verify: bool = True,
     retries: int = 3,
+    save_images: bool = True,
 ) -> dict[str, str]:
-    """Build `<image>:<version>-<arch>` from `image_tag` = `<image>:<version>`; push it when asked."""
+    """Build `<image>:<version>-<arch>` from `image_tag` = `<image>:<version>`, after saving the images it embeds;
+    push it when asked."""
     image, version = split_tag(image_tag)
     require("buildah", builder)
     env = {"CIMG_ARCH": arch, "CIMG_BUILDER": builder} | common(tls_verify, retries)
     where = {"CIMG_CONTEXT": str(context), "CIMG_FILE": str(file or "")}
-    out = run("build.sh", env | where | {"CIMG_IMAGE": image, "CIMG_VERSION": version})
+    out = {}
+    if save_images:
+        # save.sh lists the images with this very interpreter and package, not with a copy it would install.
+        with tempfile.TemporaryDirectory(prefix="clusterimg-") as tmp:
+            gen = Path(tmp, "clusterimg-gen")
+            gen.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m clusterimg "$@"\n')
+            gen.chmod(0o755)
+            out = run("save.sh", env | where | credentials() | {"CIMG_GEN": str(gen), "CIMG_IMAGE": image})
+    out |= run("build.sh", env | where | {"CIMG_IMAGE": image, "CIMG_VERSION": version})
     if push:
         out |= run("push.sh", env | credentials() | {"CIMG_REF": out["image"]})
     return out
@@ -103,4 +114,19 @@ def run(script: str, env: Mapping[str, str]) -> dict[str, str]:
 
 
 def parse_outputs(text: str) -> dict[str, str]:
-    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    """GitHub's output file: NAME=VALUE lines, and NAME<<DELIMITER … DELIMITER for a value of several lines."""
+    out: dict[str, str] = {}
+    lines = iter(text.splitlines())
+    for line in lines:
+        if "<<" in line.partition("=")[0]:
+            name, _, delimiter = line.partition("<<")
+            lines_of_value = []
+            for more in lines:
+                if more == delimiter:
+                    break
+                lines_of_value.append(more)
+            out[name] = "\n".join(lines_of_value)
+        elif "=" in line:
+            name, _, value = line.partition("=")
+            out[name] = value
+    return out
