@@ -62,6 +62,7 @@ def user_repo(registry, tmp_path_factory) -> Path:
         "tls_verify: false\n"
         # The example embeds upstream images (quay.io, docker.io) that this offline machine cannot reach.
         "check_images: false\n"
+        "save_images: false\n"
         "apps:\n  ingress-nginx:\n    versions: [v1.9.4]\n"
     )
     gen = subprocess.run(
