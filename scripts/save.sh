@@ -69,7 +69,8 @@ start_server() {
         "\"http\":{\"addr\":\"127.0.0.1:$port\"}" >"$config"
       env ${keep[@]+"${keep[@]}"} docker-registry serve "$config" >>"$work/registry.log" 2>&1 &
     elif command -v sealos >/dev/null; then
-      env ${keep[@]+"${keep[@]}"} sealos registry serve filesystem "$root" --port "$port" >>"$work/registry.log" 2>&1 &
+      env ${keep[@]+"${keep[@]}"} sealos registry serve filesystem -p "$port" --disable-logging=true "$root" \
+        >>"$work/registry.log" 2>&1 &
     else
       die "saving embedded images needs docker-registry (Debian/Ubuntu package docker-registry) or sealos on PATH"
     fi
@@ -114,9 +115,21 @@ copy_once() {
   return "$NO_RETRY"
 }
 
+# os/architecture of the image manifest $1 as stored under registry/, read from the files distribution wrote.
+stored_platform() {
+  local blobs=$context/registry/docker/registry/v2/blobs manifest config os
+  blob() { printf '%s/%s/%s/%s/data' "$blobs" "${1%%:*}" "${1:7:2}" "${1#*:}"; }
+  manifest=$(<"$(blob "$1")") || return 1
+  [[ $manifest =~ \"config\":[[:space:]]*\{[^}]*\"digest\":[[:space:]]*\"(sha256:[0-9a-f]{64})\" ]] || return 1
+  config=$(<"$(blob "${BASH_REMATCH[1]}")") || return 1
+  [[ $config =~ \"os\":[[:space:]]*\"([^\"]*)\" ]] && os=${BASH_REMATCH[1]} || os=unknown
+  [[ $config =~ \"architecture\":[[:space:]]*\"([^\"]*)\" ]] || return 1
+  printf '%s/%s\n' "$os" "${BASH_REMATCH[1]}"
+}
+
 # Saves one image and checks what was stored; writes $out.ok ("image@digest") or $out.err (one line).
 save_one() {
-  local src=$1 name=$2 out=$3 status=0 config got what=$2 stored
+  local src=$1 name=$2 out=$3 status=0 got what=$2 stored
   if [[ $src == docker://* ]]; then what=${src#docker://}; fi
   stored=docker://127.0.0.1:$port/$name
   retry copy_once "$src" "$name" "$out" || status=$?
@@ -128,12 +141,11 @@ save_one() {
     return
   fi
   # skopeo takes a single-arch image whatever its arch; the stored config says what it really is.
-  if ! config=$(priv skopeo inspect --config --tls-verify=false "$stored" 2>"$out.log"); then
-    printf '%s was saved but cannot be read back: %s\n' "$what" "$(skopeo_error "$out.log")" >"$out.err"
+  if ! got=$(stored_platform "$(<"$out.digest")"); then
+    printf '%s was saved but its manifest or config cannot be read back from %s/registry\n' "$what" "$context" \
+      >"$out.err"
     return
   fi
-  [[ $config =~ \"architecture\":[[:space:]]*\"([^\"]*)\" ]] && got=${BASH_REMATCH[1]} || got=unknown
-  [[ $config =~ \"os\":[[:space:]]*\"([^\"]*)\" ]] && got=${BASH_REMATCH[1]}/$got || got=unknown/$got
   if [[ $got != "linux/$arch" ]]; then
     # Untag it, so that a later run in the same context cannot embed it.
     priv skopeo delete --tls-verify=false "$stored" 2>/dev/null || true
