@@ -188,3 +188,21 @@ def test_a_context_that_embeds_nothing_builds_without_a_registry_dir(capsys, tmp
     assert code == 0, err[-3000:]
     assert "embeds no images: nothing to save" in err
     assert "images" not in out and not (ctx / "registry").exists()
+
+
+def test_an_archive_listed_in_tar_txt_is_saved_under_the_name_it_gives(capsys, tmp_path, creds, upstream, image,
+                                                                       mounted):  # fmt: skip
+    ctx = labring_context(tmp_path / "ctx", upstream, upstream.both)
+    archive = ctx / "images/skopeo/app.tar"
+    archive.parent.mkdir(parents=True)
+    subprocess.run(["skopeo", "--override-arch", "arm64", "copy", "--authfile", str(creds.authfile),
+                    "--src-tls-verify=false", f"docker://{upstream.both}", f"docker-archive:{archive}"],
+                   capture_output=True, check=True)  # fmt: skip
+    (archive.parent / "tar.txt").write_text("docker-archive:app.tar@offline/app:v1\n")
+
+    code, out, err = build(capsys, ctx, image, "arm64")
+
+    assert code == 0, err[-3000:]
+    digest, _, config = stored(mounted(out["image"]) / "registry/docker/registry/v2", "offline/app", "v1")
+    assert f"offline/app:v1@{digest}" in out["images"].splitlines()  # re-compressed, so not the upstream digest
+    assert config["architecture"] == "arm64"
