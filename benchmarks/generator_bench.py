@@ -1,4 +1,5 @@
-"""Times `clusterimg-gen workflows` and `plan --all` on generated trees against a floor, and prints a table.
+"""Times `clusterimg-gen workflows` and `plan --all` on generated trees against a floor, and prints a table;
+then `clusterimg-gen images` on a context holding one 1.6 MB CRD manifest.
 
 Usage: python benchmarks/generator_bench.py [N ...]   (default: 100 1000 5000 app-versions)
 
@@ -39,7 +40,7 @@ def measure(argv: list[str]) -> tuple[float, float]:
     times, peaks = [], []
     for _ in range(RUNS):
         start = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _, status, usage = os.wait4(proc.pid, 0)
         times.append(time.perf_counter() - start)
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -55,6 +56,45 @@ docs = [yaml.safe_load(open(p)) for p in sys.argv[1:]]
 for doc in docs:
     yaml.safe_dump(doc, sort_keys=False)
 """
+
+
+def make_crd(path: Path, size: int = 1_600_000) -> None:
+    """A CustomResourceDefinition shaped like the big operator CRDs: deep schemas, long descriptions, a few images."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    head = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nspec:\n  versions:\n"
+    block = (
+        "            containers:\n"
+        "              description: List of containers belonging to the pod. Each container image: is pulled.\n"
+        "              items:\n"
+        "                properties:\n"
+        "                  image:\n"
+        "                    description: 'Container image name. More info: https://kubernetes.io/docs/images'\n"
+        "                    type: string\n"
+        "                  imagePullPolicy:\n"
+        "                    type: string\n"
+        "                  # image: docker.io/library/commented:1\n"
+    )
+    parts, n = [head], len(head)
+    while n < size:
+        parts.append(block)
+        n += len(block)
+    parts.append("      default:\n        image: docker.io/library/busybox:1.36\n")
+    path.write_text("".join(parts))
+
+
+def bench_images() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        crd = Path(tmp, "ctx", "manifests", "crd.yaml")
+        make_crd(crd)
+        size = crd.stat().st_size / 1e6
+        took, peak = measure([sys.executable, "-m", "clusterimg", "images", str(crd.parent.parent)])
+        from clusterimg import images
+
+        start = time.perf_counter()
+        images.collect(crd.parent.parent)
+        scan = time.perf_counter() - start
+    print(f"images on one {size:.1f} MB CRD: {took:.3f} s "
+          f"(process), {scan * 1000:.1f} ms (the scan alone), peak {peak:.1f} MiB")
 
 
 def main() -> None:
@@ -83,6 +123,7 @@ def main() -> None:
         both = wf_t + plan_t
         print(f"{n:>12} {wf_t:>11.3f} {plan_t:>12.3f} {both:>7.3f} {floor_t:>8.3f} {both / floor_t:>6.2f} "
               f"{max(wf_m, plan_m):>9.1f} {floor_m:>9.1f}")
+    bench_images()
 
 
 if __name__ == "__main__":

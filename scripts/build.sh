@@ -32,6 +32,10 @@ while IFS= read -r line; do
   extra+=(--build-arg "$line")
 done <<<"${CIMG_BUILD_ARGS:-}"
 
+# The save step already put every embedded image into registry/, verified; sealos would save them all again, one at a
+# time and without TLS checks.
+if [[ ${CIMG_SAVED:-false} == true && $builder == sealos ]]; then extra+=(--save-image=false); fi
+
 # What went into this image, as the plan computed it; the plan compares it with this label to skip rebuilds.
 if [[ -n ${CIMG_INPUTS:-} ]]; then
   [[ $CIMG_INPUTS =~ ^[0-9a-f]{64}$ ]] || die "inputs must be a sha256 hex digest, got '$CIMG_INPUTS'"

@@ -24,17 +24,26 @@ set_output() {
   if [[ -n ${GITHUB_OUTPUT:-} ]]; then printf '%s=%s\n' "$1" "$2" >>"$GITHUB_OUTPUT"; fi
 }
 
+# An output of several lines, in GitHub's NAME<<DELIMITER form.
+set_output_lines() {
+  local delimiter=CIMG_EOF_$RANDOM$RANDOM$RANDOM
+  if [[ -n ${GITHUB_OUTPUT:-} ]]; then printf '%s<<%s\n%s\n%s\n' "$1" "$delimiter" "$2" "$delimiter" >>"$GITHUB_OUTPUT"; fi
+}
+
 summary() {
   if [[ -n ${GITHUB_STEP_SUMMARY:-} ]]; then printf '%s\n' "$@" >>"$GITHUB_STEP_SUMMARY"; fi
 }
 
-# Runs "$@" up to CIMG_RETRIES times, sleeping 2s, 4s, 8s… (capped at 30s) between attempts.
+# Runs "$@" up to CIMG_RETRIES times, sleeping 2s, 4s, 8s… (capped at 30s) between attempts. A command that exits
+# NO_RETRY has failed for good: asking again cannot help, so retry returns NO_RETRY at once.
+NO_RETRY=99
 retry() {
   local tries=${CIMG_RETRIES:-3} delay=${CIMG_RETRY_DELAY:-2} n=1 what=${*:1:3}
   [[ $tries =~ ^[1-9][0-9]*$ ]] || die "retries must be a positive integer, got '$tries'"
   [[ $delay =~ ^[0-9]+$ ]] || die "CIMG_RETRY_DELAY must be whole seconds, got '$delay'"
   what=${what#priv }
   until "$@"; do
+    if (($? == NO_RETRY)); then return "$NO_RETRY"; fi
     if ((n >= tries)); then
       log "gave up after $n attempt(s): $what"
       return 1

@@ -180,13 +180,15 @@ def _skip_unchanged(config, result, adopt):
 @click.option("--push", is_flag=True, help="Push NAME:TAG-ARCH after the build.")
 @click.option("--tls-verify/--no-tls-verify", default=True, show_default=True)
 @click.option("--retries", type=click.IntRange(1, 10), default=3, show_default=True)
-def build(context, image_tag, arch, file_, inputs, setup, builder, push, tls_verify, retries) -> None:
+@click.option("--save-images/--no-save-images", default=True, show_default=True,
+              help="Save the embedded images for ARCH into the prepared context's registry/ before the build.")
+def build(context, image_tag, arch, file_, inputs, setup, builder, push, tls_verify, retries, save_images) -> None:
     """Build one arch of a cluster image locally, with the action's own scripts."""
     from . import runner
 
     out = runner.build(
         str(context), image_tag, arch, file=file_, inputs=inputs, setup=setup, builder=builder, push=push,
-        tls_verify=tls_verify, retries=retries,
+        tls_verify=tls_verify, retries=retries, save_images=save_images,
     )
     click.echo(json.dumps(out, sort_keys=True))
 
@@ -291,10 +293,11 @@ def _warn(warnings: list[str], strict: bool) -> None:
 @click.option("--check", is_flag=True, help="Ask the registry for each image and arch; exit 1 if any is missing.")
 @click.option("--registry", metavar="HOST", help="Registry that REGISTRY_USERNAME/REGISTRY_PASSWORD log in to.")
 @click.option("--tls-verify/--no-tls-verify", default=True, show_default=True)
-@click.option("--format", "fmt", type=click.Choice(["json", "text"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["json", "text", "save"]), default="text", show_default=True,
+              help="save: one `SOURCE NAME` line per image, NAME being its place in registry/ (read by save.sh).")
 def images(context: Path, arches: tuple[str, ...], check: bool, registry: str | None, tls_verify: bool,
            fmt: str) -> None:  # fmt: skip
-    """List the images a build of CONTEXT embeds: images/shim/*, manifests/ and charts/*/values.yaml."""
+    """List the images `sealos build` saves for CONTEXT: images/shim/*, manifests/, charts/ and tar.txt archives."""
     import os
 
     from . import images as images_mod

@@ -29,7 +29,7 @@ from .model import (
 
 KEYS = {
     "registry", "repository", "apps_dir", "arches", "runners", "schedule", "action", "branches", "builder",
-    "tools", "tls_verify", "check_images", "keepalive", "lock_refresh", "github_repo", "secrets",
+    "tools", "tls_verify", "check_images", "save_images", "keepalive", "lock_refresh", "github_repo", "secrets",
     "sealos_version", "buildah_version", "apps", "setup",
 }
 APP_KEYS = {"arches", "versions", "template", "build_args", "schedule"}
@@ -105,7 +105,7 @@ def parse(data: dict) -> Config:
         kw["github_repo"] = c.match("github_repo", data["github_repo"], GITHUB_REPO, "OWNER/NAME of the GitHub repository")
     if "lock_refresh" in data:
         kw["lock_refresh"] = c.schedule("lock_refresh", data["lock_refresh"])
-    for key in ("tls_verify", "check_images", "keepalive"):
+    for key in ("tls_verify", "check_images", "save_images", "keepalive"):
         if key in data:
             kw[key] = c.boolean(key, data[key])
     if "secrets" in data:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -26,17 +27,27 @@ def build(
     push: bool = False,
     tls_verify: bool = True,
     retries: int = 3,
+    save_images: bool = True,
 ) -> dict[str, str]:
-    """Build `<image>:<version>-<arch>` from `image_tag` = `<image>:<version>`; push it when asked."""
+    """Build `<image>:<version>-<arch>` from `image_tag` = `<image>:<version>`, after saving the images it embeds;
+    push it when asked."""
     image, version = split_tag(image_tag)
     require("buildah", builder)
     env = {"CIMG_ARCH": arch, "CIMG_BUILDER": builder, "CIMG_IMAGE": image, "CIMG_VERSION": version}
     env |= common(tls_verify, retries)
     prepared = run("prepare.sh", env | {"CIMG_CONTEXT": str(context), "CIMG_FILE": str(file or ""),
                                         "CIMG_SETUP": str(setup or "")})
+    where = {"CIMG_CONTEXT": prepared["context"], "CIMG_FILE": prepared["file"]}
     try:
-        out = run("build.sh", env | {"CIMG_CONTEXT": prepared["context"], "CIMG_FILE": prepared["file"],
-                                     "CIMG_INPUTS": inputs or ""})
+        out = {}
+        if save_images:
+            # save.sh lists the images with this very interpreter and package, not with a copy it would install.
+            with tempfile.TemporaryDirectory(prefix="clusterimg-") as tmp:
+                gen = Path(tmp, "clusterimg-gen")
+                gen.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m clusterimg "$@"\n')
+                gen.chmod(0o755)
+                out = run("save.sh", env | where | credentials() | {"CIMG_GEN": str(gen)})
+        out |= run("build.sh", env | where | {"CIMG_INPUTS": inputs or "", "CIMG_SAVED": str(save_images).lower()})
         if push:
             out |= run("push.sh", env | credentials() | {"CIMG_REF": out["image"]})
     finally:
@@ -102,17 +113,34 @@ def run(script: str, env: Mapping[str, str]) -> dict[str, str]:
             )
         except OSError as e:
             raise StepFailed(f"{script}: cannot start bash: {e}") from e
-        last_error = ""
+        held = ""  # the newest error line: if the script fails right after it, it becomes the command's one line
         with proc.stdout:
             for line in proc.stdout:
-                if line.startswith("error: "):  # said once, as the command's own last line
-                    last_error = line.removeprefix("error: ").strip()
-                else:
+                sys.stderr.write(held)
+                held = line if line.startswith("error: ") else ""
+                if not held:
                     sys.stderr.write(line)
         if proc.wait() != 0:
+            last_error = held.removeprefix("error: ").strip()
             raise StepFailed(f"{script}: {last_error or f'exited with status {proc.returncode}'}")
+        sys.stderr.write(held)
         return parse_outputs(outputs.read_text())
 
 
 def parse_outputs(text: str) -> dict[str, str]:
-    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    """GitHub's output file: NAME=VALUE lines, and NAME<<DELIMITER … DELIMITER for a value of several lines."""
+    out: dict[str, str] = {}
+    lines = iter(text.splitlines())
+    for line in lines:
+        if "<<" in line.partition("=")[0]:
+            name, _, delimiter = line.partition("<<")
+            lines_of_value = []
+            for more in lines:
+                if more == delimiter:
+                    break
+                lines_of_value.append(more)
+            out[name] = "\n".join(lines_of_value)
+        elif "=" in line:
+            name, _, value = line.partition("=")
+            out[name] = value
+    return out

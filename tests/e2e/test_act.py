@@ -78,6 +78,7 @@ def generated(repo: Path, registry, apps: str) -> Path:
         "tls_verify: false\n"
         # The example embeds upstream images (quay.io, docker.io) that this offline machine cannot reach.
         "check_images: false\n"
+        "save_images: false\n"
         + apps
     )
     gen = subprocess.run(
