@@ -75,5 +75,26 @@ if [[ $got != "$arch" ]]; then
   priv buildah rmi "$ref" >/dev/null 2>&1 || true
   die "$ref was built for '$got', not '$arch'; removed it before any push"
 fi
+
+# The deep check: open the built image and refuse it when a file or an embedded image is for another arch.
+group_start "check $ref for linux/$arch: ELF files and registry/"
+expected=$(mktemp "${RUNNER_TEMP:-${TMPDIR:-/tmp}}/embedded.XXXXXX")
+printf '%s\n' "${CIMG_EMBEDDED:-}" >"$expected"
+# A local image needs no login: an auth file named but not yet written would only make buildah fail.
+container=$(priv env -u REGISTRY_AUTH_FILE buildah from --pull=never "$ref") || die "could not open $ref to check it"
+status=0
+if mnt=$(priv buildah mount "$container"); then
+  problems=$(py_module deep "$mnt" "$arch" "$expected") || status=$?
+else
+  problems="could not mount $ref" status=1
+fi
+priv buildah rm "$container" >/dev/null 2>&1 || true
+rm -f "$expected"
+group_end
+if ((status)); then
+  log "$problems"
+  priv buildah rmi "$ref" >/dev/null 2>&1 || true
+  die "$ref is not all linux/$arch: ${problems%%$'\n'*}; removed it before any push"
+fi
 log "built $ref ($got)"
 set_output image "$ref"

@@ -66,6 +66,15 @@ clusterimg_gen_venv() {
   CIMG_GEN=$venv/bin/clusterimg-gen
 }
 
+# Runs `python3 -m clusterimg.<module>` from this action's own files, for modules that need only the standard
+# library: nothing is installed. The package sits beside scripts/ in a checkout, or above it in a wheel.
+py_module() {
+  local here root
+  here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  if [[ -d $here/generator/clusterimg ]]; then root=$here/generator; else root=$(cd "$here/../.." && pwd); fi
+  PYTHONPATH=$root${PYTHONPATH:+:$PYTHONPATH} "${CIMG_PYTHON:-python3}" -m "clusterimg.$1" "${@:2}"
+}
+
 # "<hex> *<path>" sha256 lines for the NUL-separated paths on stdin. openssl uses the CPU's SHA instructions, which
 # makes it several times faster than coreutils on large contexts and downloads; both print the same lines.
 if command -v openssl >/dev/null; then

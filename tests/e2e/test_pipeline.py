@@ -220,3 +220,22 @@ def test_interleaved_runs_never_publish_a_mixed_list(kubefile, image, creds, tmp
     runner.manifest(f"{image}:v1", ["amd64", "arm64"], inputs=inputs("A"), tls_verify=False)
     listed = {m["digest"] for m in json.loads(creds.raw(f"{image}:v1"))["manifests"]}
     assert listed == {again["digest"], digests[("A", "arm64", "pushed")]}
+
+
+@pytest.mark.parametrize("arch", ["amd64", "arm64"])
+def test_an_elf_binary_of_the_other_arch_refuses_the_push(kubefile, image, creds, arch):
+    """This machine's /bin/true is an x86-64 ELF file, and an arm64 header is written here: each arch gets the other's."""
+    (kubefile / "opt").mkdir()
+    if arch == "arm64":
+        shutil.copy("/bin/true", kubefile / "opt" / "tool")
+        wrong = "amd64"
+    else:
+        # An ELF64 little-endian header for e_machine 0xB7 (AArch64); the check reads no further than the header.
+        (kubefile / "opt" / "tool").write_bytes(b"\x7fELF\x02\x01\x01" + b"\0" * 11 + b"\xb7\x00" + b"\0" * 44)
+        wrong = "arm64"
+    (kubefile / "Kubefile").write_text("FROM scratch\nCOPY manifests ./manifests\nCOPY opt ./opt\n")
+
+    with pytest.raises(StepFailed, match=rf"not all linux/{arch}: /opt/tool: an ELF file for {wrong}, not {arch}; "
+                                         r"removed it before any push"):  # fmt: skip
+        runner.build(kubefile, f"{image}:v1", arch, push=True, tls_verify=False)
+    assert not creds.has(f"{image}:v1-{arch}")

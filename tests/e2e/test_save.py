@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import secrets
 import shlex
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from clusterimg.cli import main
+from clusterimg.paths import scripts_dir
 from helpers import write_tree
 
 pytestmark = pytest.mark.e2e
@@ -208,3 +210,23 @@ def test_an_archive_listed_in_tar_txt_is_saved_under_the_name_it_gives(capsys, t
     digest, _, config = stored(mounted(out["image"]) / "registry/docker/registry/v2", "offline/app", "v1")
     assert f"offline/app:v1@{digest}" in out["images"].splitlines()  # re-compressed, so not the upstream digest
     assert config["architecture"] == "arm64"
+
+
+def test_a_committed_registry_dir_of_the_other_arch_refuses_the_push(capsys, tmp_path, creds, upstream, image):
+    ctx = labring_context(tmp_path / "ctx", upstream, upstream.both)
+    # registry/ filled for amd64, as a hand run of `sealos build --platform linux/amd64` leaves it, then committed.
+    env = {**os.environ, "CIMG_CONTEXT": str(ctx), "CIMG_ARCH": "amd64", "CIMG_TLS_VERIFY": "false",
+           "CIMG_IMAGE": image, "CIMG_GEN": str(tmp_path / "gen"), "CIMG_USERNAME": creds.username,
+           "CIMG_PASSWORD": creds.password}  # fmt: skip
+    (tmp_path / "gen").write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m clusterimg "$@"\n')
+    (tmp_path / "gen").chmod(0o755)
+    saved = subprocess.run(["bash", str(scripts_dir() / "save.sh")], env=env, capture_output=True, text=True)
+    assert saved.returncode == 0, saved.stderr
+
+    code, _, err = build(capsys, ctx, image, "arm64", "--no-save-images", "--push")
+
+    assert code == 1
+    name = upstream.both.split("/", 1)[1]
+    assert f"registry/ {name}: an image for linux/amd64, not linux/arm64" in err
+    assert err.strip().splitlines()[-1].endswith("removed it before any push")
+    assert not creds.has(f"{image}:v1-arm64")
