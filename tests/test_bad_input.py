@@ -27,6 +27,7 @@ CASES = {
     "backticks": ("repository: acme\nregistry: '`id`'\n", "`id`"),
     "newline": ('repository: acme\napps:\n  calico:\n    build_args:\n      A: "a\\nb"\n', "apps.calico.build_args.A"),
     "secret-name": ("repository: acme\nsecrets:\n  password: GITHUB_TOKEN\n", "GITHUB_TOKEN"),
+    "secret-name-any-case": ("repository: acme\nsecrets:\n  password: github_token\n", "secrets.password: 'github_token'"),
     "bool-not-string": ("repository: acme\ntls_verify: 'no'\n", "tls_verify"),
     "template-version-clash": (
         "repository: acme\napps:\n  calico:\n    versions: [v3.26.1]\n", "apps.calico.versions"

@@ -112,7 +112,8 @@ def parse(data: dict) -> Config:
         for key, value in secrets.items():
             if key not in ("username", "password"):
                 c.fail(f"secrets.{key}", key, "username or password")
-            kw[f"{key}_secret"] = c.match(f"secrets.{key}", value, SECRET, "a secret name (letters, digits, _; not GITHUB_)")
+            expected = "a secret name (letters, digits, _; not starting with GITHUB_ in any case)"
+            kw[f"{key}_secret"] = c.match(f"secrets.{key}", value, SECRET, expected)
     for tool in ("sealos_version", "buildah_version"):
         if tool in data:
             kw[tool] = c.match(tool, str(data[tool]).removeprefix("v"), TOOL_VERSION, "a release version such as 5.1.1")
