@@ -241,9 +241,10 @@ class _Checker:
         if "arches" in opts:
             kw["arches"] = self.arches(f"{key}.arches", opts["arches"])
         if "versions" in opts:
-            kw["versions"] = tuple(
-                self.match(f"{key}.versions", str(v), TAG, "an OCI tag") for v in self.seq(f"{key}.versions", opts["versions"])
-            )
+            versions = self.seq(f"{key}.versions", opts["versions"])
+            kw["versions"] = tuple(self.match(f"{key}.versions", str(v), TAG, "an OCI tag") for v in versions)
+            if len(set(kw["versions"])) != len(versions):
+                self.fail(f"{key}.versions", versions, "each version once")
         if "build_args" in opts:
             args = self.mapping(f"{key}.build_args", opts["build_args"])
             for name, val in args.items():
