@@ -14,6 +14,7 @@ from .model import (
     BUILD_ARG,
     COMPONENT,
     CONFIG_FILE,
+    GITHUB_REPO,
     LABEL,
     REGISTRY,
     REMOTE_ACTION,
@@ -33,7 +34,6 @@ KEYS = {
     "sealos_version", "buildah_version", "apps",
 }
 APP_KEYS = {"arches", "versions", "build_args", "schedule"}
-GITHUB_REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 # Text that GitHub or a shell would evaluate if it ever reached a workflow or a script.
 INJECTION = re.compile(r"\$\{\{|\$\(|`|[\r\n\x00]")
 CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6))

@@ -17,11 +17,11 @@ from ghapi.core import GhApi
 from ghapi.page import sync_paged
 
 from .errors import GitHubError, UserError
+from .model import GITHUB_REPO
 
 API_URL = "https://api.github.com"
 API_VERSION = "2022-11-28"
 TOKEN_VARS = ("GITHUB_TOKEN", "GH_TOKEN")
-REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 PAGE = 100  # GitHub's largest page size
 NESTED_TAGS = 5  # a tag object may point at another tag object; real chains are one deep
 
@@ -61,7 +61,7 @@ def connect(flag: str | None, *, need_token: bool = False) -> Client:
 
 
 def check_repo(slug: str) -> str:
-    if not REPO.fullmatch(slug):
+    if not GITHUB_REPO.fullmatch(slug):
         raise UserError(f"--github-repo: {slug!r}: expected OWNER/NAME")
     return slug
 
@@ -76,7 +76,7 @@ def parse_remote(url: str) -> str:
     else:
         path = ""
     slug = "/".join(path.strip("/").removesuffix(".git").split("/")[-2:])
-    if not REPO.fullmatch(slug):
+    if not GITHUB_REPO.fullmatch(slug):
         shown = re.sub(r"//[^/@]*@", "//", url)  # never echo credentials embedded in a remote URL
         raise UserError(f"git remote origin: {shown!r}: expected a repository URL; pass --github-repo OWNER/NAME")
     return slug
