@@ -30,6 +30,8 @@ CASES = {
     "secret-name-any-case": ("repository: acme\nsecrets:\n  password: github_token\n", "secrets.password: 'github_token'"),
     "bool-not-string": ("repository: acme\ntls_verify: 'no'\n", "tls_verify"),
     "github-repo-dotdot": ("repository: acme\ngithub_repo: ../..\n", "github_repo: '../..'"),
+    "sexagesimal-version": ("repository: acme\napps:\n  calico:\n    versions: [1:20]\n", "'1:20'"),
+    "null-version": ("repository: acme\napps:\n  calico:\n    versions: [~]\n", "apps.calico.versions: None"),
     "duplicate-version": ("repository: acme\napps:\n  calico:\n    versions: [v1, v2, v1]\n", "each version once"),
     "template-version-clash": (
         "repository: acme\napps:\n  calico:\n    versions: [v3.26.1]\n", "apps.calico.versions"

@@ -215,3 +215,10 @@ def test_default_pins_are_current_majors_and_a_node20_pin_is_flagged(cli, tree, 
     result = cli("workflows", "--repo", repo)
     assert "warning: actions/checkout@v4.2.2 runs on node20" in result.err
     assert cli("workflows", "--repo", repo, "--strict").code == 1
+
+
+def test_sealos_version_5_10_stays_5_10_and_is_not_read_as_the_number_5_1(cli, tree):
+    repo = tree(config="repository: acme\nsealos_version: 5.10\n")
+    assert cli("workflows", "--repo", repo).code == 0
+    text = (repo / WORKFLOW).read_text()
+    assert 'sealos-version: "5.10"' in text and '"5.1"' not in text

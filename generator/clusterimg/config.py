@@ -116,7 +116,8 @@ def parse(data: dict) -> Config:
             kw[f"{key}_secret"] = c.match(f"secrets.{key}", value, SECRET, expected)
     for tool in ("sealos_version", "buildah_version"):
         if tool in data:
-            kw[tool] = c.match(tool, str(data[tool]).removeprefix("v"), TOOL_VERSION, "a release version such as 5.1.1")
+            version = c.string(tool, data[tool]).removeprefix("v")
+            kw[tool] = c.match(tool, version, TOOL_VERSION, "a release version such as 5.1.1")
     if "apps" in data:
         kw["apps"] = {
             c.match("apps", app, COMPONENT, "an app name"): c.app(f"apps.{app}", opts)
@@ -242,16 +243,16 @@ class _Checker:
             kw["arches"] = self.arches(f"{key}.arches", opts["arches"])
         if "versions" in opts:
             versions = self.seq(f"{key}.versions", opts["versions"])
-            kw["versions"] = tuple(self.match(f"{key}.versions", str(v), TAG, "an OCI tag") for v in versions)
+            kw["versions"] = tuple(self.match(f"{key}.versions", v, TAG, "an OCI tag") for v in versions)
             if len(set(kw["versions"])) != len(versions):
                 self.fail(f"{key}.versions", versions, "each version once")
         if "build_args" in opts:
             args = self.mapping(f"{key}.build_args", opts["build_args"])
             for name, val in args.items():
                 self.match(f"{key}.build_args", name, BUILD_ARG, "a build-arg name")
-                if not isinstance(val, (str, int, float)) or isinstance(val, bool):
+                if not isinstance(val, str):
                     self.fail(f"{key}.build_args.{name}", val, "a string")
-            kw["build_args"] = tuple(sorted((k, str(v)) for k, v in args.items()))
+            kw["build_args"] = tuple(sorted(args.items()))
         if "schedule" in opts:
             kw["schedule"] = self.schedule(f"{key}.schedule", opts["schedule"]) or False
         return AppOptions(**kw)
