@@ -341,6 +341,16 @@ def test_failure_without_a_lock_writes_none(cli, gh, tree):
     assert not (repo / "clusterimage.lock").exists()
 
 
+def test_a_lock_symlinked_out_of_the_repo_is_refused_and_its_target_kept(cli, gh, tree, tmp_path):
+    repo = tree()
+    outside = tmp_path / "elsewhere.lock"
+    outside.write_text("theirs\n")
+    (repo / "clusterimage.lock").symlink_to(outside)
+    result = cli("lock", "--repo", repo, "--api-url", gh.url)
+    assert result.code == 2 and result.err.startswith("error: clusterimage.lock: a symlink leads to "), result.err
+    assert (repo / "clusterimage.lock").is_symlink() and outside.read_text() == "theirs\n"
+
+
 def test_rate_limit_without_a_token_suggests_one(cli, gh, tree):
     gh.fail(403, "error_403_rate_limit", X_RateLimit_Remaining="0", X_RateLimit_Reset=RESET)
     result = cli("lock", "--repo", tree(), "--api-url", gh.url)
