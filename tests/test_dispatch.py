@@ -205,6 +205,21 @@ def test_an_input_the_workflow_does_not_declare_is_githubs_422_message(cli, gh):
     assert '422 Unexpected inputs provided: ["force"]' in result.err
 
 
+@pytest.mark.parametrize("answer", ["html-200", "redirect-to-html-200", "empty-202"])
+def test_a_dispatch_not_answered_204_is_an_unexpected_response_not_dispatched(cli, gh, answer):
+    if answer == "html-200":
+        gh.answer(DISPATCHES, 200, "<html><body>Sign in</body></html>", ctype="text/html; charset=utf-8")
+    elif answer == "redirect-to-html-200":
+        gh.answer(DISPATCHES, 302, ctype=None, headers={"Location": f"{gh.url}/login"})
+        gh.answer("/login", 200, "<html><body>Sign in</body></html>", ctype="text/html; charset=utf-8")
+    else:
+        gh.answer(DISPATCHES, 202, ctype=None)
+    result = dispatch(cli, gh, "calico", "v1", "--github-repo", "acme/images")
+    one_line_error(result)
+    assert "acme/images workflow clusterimage.yml on main: unexpected response" in result.err
+    assert "dispatched" not in result.out
+
+
 def test_rate_limit_is_one_line_with_the_reset_time(cli, gh):
     gh.fail(403, "error_403_rate_limit", X_RateLimit_Remaining="0", X_RateLimit_Reset="1893456000")
     result = dispatch(cli, gh, "calico", "v1", "--github-repo", "acme/images")
