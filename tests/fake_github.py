@@ -73,6 +73,8 @@ class FakeGitHub:
         self.latest: dict[str, str] = {}  # repo → tag of its latest release
         self.digests: dict[tuple[str, str, str], str | None] = {}  # (repo, tag, name) → digest override
         self.workflows: dict[tuple[str, str], set[str]] = {}  # (repo, file) → declared dispatch inputs
+        self.branches: set[str] = {"main"}  # what a pull request may target
+        self.pulls: list[tuple[str, str, str]] = []  # (repo, head, base) of each open pull request
         self.token: str | None = None  # when set, any other Authorization is a 401
         self.failure: Failure | None = None
         self.answers: list[Answer] = []
@@ -232,7 +234,16 @@ def _handler(gh: FakeGitHub):
             if req.method == "POST" and rest == ["pulls"]:
                 if req.headers.get("authorization") is None:
                     return self._json(401, {"message": "Requires authentication", "status": "401"})
-                return self._json(201, {"number": 1, "head": {"ref": req.json()["head"]}, "state": "open"})
+                try:
+                    head, base = req.json()["head"], req.json()["base"]
+                except ValueError:
+                    return self._json(400, fixture("error_400_json"))
+                if base not in gh.branches:
+                    return self._json(422, fixture("error_422_pull_invalid", field="base"))
+                if (repo, head, base) in gh.pulls:
+                    return self._json(422, fixture("error_422_pull_exists", head=f"{parts[1]}:{head}"))
+                gh.pulls.append((repo, head, base))
+                return self._json(201, {"number": len(gh.pulls), "head": {"ref": head}, "state": "open"})
             if req.method == "PUT" and rest[:2] == ["actions", "workflows"] and rest[3:] == ["enable"]:
                 if req.headers.get("authorization") is None:
                     return self._json(401, {"message": "Requires authentication", "status": "401"})
