@@ -5,7 +5,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 [[ -n ${CIMG_TOKEN:-} ]] || die "token is required"
-mask "$CIMG_TOKEN"
+mask "$CIMG_TOKEN" "the token"
 repo=${CIMG_REPO:-.}
 branch=${CIMG_BRANCH:-clusterimage/refresh-lock}
 base=${CIMG_BASE:-$(git -C "$repo" rev-parse --abbrev-ref HEAD)}

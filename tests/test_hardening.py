@@ -1,4 +1,4 @@
-"""The action's shell on its own: lock-refresh against a loopback GitHub, and secrets that must never leak."""
+"""The action's shell on its own: lock-refresh against a loopback GitHub; a secret that must never leak."""
 
 import os
 import subprocess
@@ -74,3 +74,57 @@ def test_lock_refresh_on_a_detached_head_fails_instead_of_claiming_an_open_pull_
     assert "already open" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("error: GitHub refused the pull request")
     assert '"field": "base"' in proc.stderr.splitlines()[-1] and not gh.pulls
+
+
+# --- a secret with a line break: refused before it is masked or used -------------------------------------------------
+
+SECOND = "second-line-in-clear"
+
+
+@pytest.fixture
+def fake_tools(tmp_path):
+    """A PATH whose buildah, skopeo and clusterimg-gen only record that they ran."""
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    for tool in ("buildah", "skopeo", "clusterimg-gen"):
+        (bin_ / tool).write_text(f"#!/bin/sh\necho {tool} >> {tmp_path}/ran\nexit 1\n")
+        (bin_ / tool).chmod(0o755)
+    return bin_
+
+
+@pytest.mark.parametrize("password", [f"first\n{SECOND}", f"first\r{SECOND}"], ids=["LF", "CR"])
+@pytest.mark.parametrize("script", ["registry_login", "images.sh", "plan.sh"])
+def test_a_password_with_a_line_break_is_refused_in_one_line_and_never_shown(
+    tmp_path, fake_tools, script, password
+):
+    context = write_tree(tmp_path / "context", {"images/shim/list": "docker.io/library/nginx:1.25\n"})
+    env = clean_env(
+        GITHUB_ACTIONS="true", CIMG_USERNAME="robot", CIMG_PASSWORD=password, CIMG_REGISTRY="registry.example",
+        CIMG_RETRIES="1", CIMG_RETRY_DELAY="0", REGISTRY_AUTH_FILE=str(tmp_path / "auth.json"),
+        CIMG_GEN=str(fake_tools / "clusterimg-gen"), CIMG_ACTION_PATH=str(ROOT), CIMG_CONTEXT=str(context),
+        CIMG_ARCH="amd64", CIMG_EVENT="schedule", PATH=f"{fake_tools}:{os.environ['PATH']}",
+    )
+    if script == "registry_login":
+        cmd = ["bash", "-c", f'source "{SCRIPTS}/lib.sh"; registry_login registry.example']
+    else:
+        cmd = ["bash", str(SCRIPTS / script)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert SECOND not in proc.stdout + proc.stderr
+    assert proc.stdout == "" and proc.stderr.count("\n") == 1, proc.stdout + proc.stderr
+    assert proc.stderr.startswith("error: the password for registry.example contains a line break")
+    assert not (tmp_path / "ran").exists()
+
+
+def test_images_check_refuses_a_password_with_a_line_break_before_logging_in(
+    cli, tmp_path, fake_tools, monkeypatch
+):
+    context = write_tree(tmp_path / "context", {"images/shim/list": "docker.io/library/nginx:1.25\n"})
+    monkeypatch.setenv("PATH", f"{fake_tools}:{os.environ['PATH']}")
+    monkeypatch.setenv("REGISTRY_USERNAME", "robot")
+    monkeypatch.setenv("REGISTRY_PASSWORD", f"first\n{SECOND}")
+    result = cli("images", context, "--check", "--registry", "registry.example")
+    assert result.code == 2 and result.err.count("\n") == 1, result.err
+    assert result.err.startswith("error: the password for registry.example contains a line break")
+    assert SECOND not in result.out + result.err
+    assert not (tmp_path / "ran").exists()
