@@ -14,8 +14,7 @@ warn() {
   if on_actions; then printf '::warning::%s\n' "$*"; else printf 'warning: %s\n' "$*" >&2; fi
 }
 
-# Hides secret $1 (named $2) in the job log from here on. A line break would end the mask command and show the rest in
-# clear, and no password or token holds one, so such a value is refused before any use.
+# Hides secret $1 (named $2) in the job log from here on; refuses a line break, past which the log would show it.
 mask() {
   [[ $1 != *[$'\r\n']* ]] || die "${2:-a secret} contains a line break; it must be one line"
   if on_actions; then printf '::add-mask::%s\n' "$1"; fi
