@@ -27,7 +27,7 @@ if [[ -n ${CIMG_USERNAME:-} ]]; then
     registry=$(registry_of "$CIMG_IMAGE")
   fi
   [[ -n ${CIMG_PASSWORD:-} ]] || die "a username was given for $registry but no password"
-  mask "$CIMG_PASSWORD"
+  mask "$CIMG_PASSWORD" "the password for $registry"
   args+=(--registry "$registry")
 fi
 

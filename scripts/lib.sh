@@ -14,8 +14,11 @@ warn() {
   if on_actions; then printf '::warning::%s\n' "$*"; else printf 'warning: %s\n' "$*" >&2; fi
 }
 
-# Hides a secret in the job log from here on.
-mask() { if on_actions; then printf '::add-mask::%s\n' "$1"; fi; }
+# Hides secret $1 (named $2) in the job log from here on; refuses a line break, past which the log would show it.
+mask() {
+  [[ $1 != *[$'\r\n']* ]] || die "${2:-a secret} contains a line break; it must be one line"
+  if on_actions; then printf '::add-mask::%s\n' "$1"; fi
+}
 
 group_start() { if on_actions; then printf '::group::%s\n' "$*"; else log "== $*"; fi; }
 group_end() { if on_actions; then printf '::endgroup::\n'; fi; }
@@ -146,7 +149,7 @@ _logged_in() {
 registry_login() {
   [[ -n ${CIMG_USERNAME:-} ]] || return 0
   [[ -n ${CIMG_PASSWORD:-} ]] || die "a username was given for $1 but no password"
-  mask "$CIMG_PASSWORD"
+  mask "$CIMG_PASSWORD" "the password for $1"
   if _logged_in "$1"; then
     log "already logged in to $1 as $CIMG_USERNAME"
     return 0

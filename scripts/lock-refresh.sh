@@ -5,7 +5,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 [[ -n ${CIMG_TOKEN:-} ]] || die "token is required"
-mask "$CIMG_TOKEN"
+mask "$CIMG_TOKEN" "the token"
 repo=${CIMG_REPO:-.}
 branch=${CIMG_BRANCH:-clusterimage/refresh-lock}
 base=${CIMG_BASE:-$(git -C "$repo" rev-parse --abbrev-ref HEAD)}
@@ -33,16 +33,29 @@ auth=$(printf 'x-access-token:%s' "$CIMG_TOKEN" | base64 -w0)
 export GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0="http.extraHeader" GIT_CONFIG_VALUE_0="AUTHORIZATION: basic $auth"
 retry git -C "$repo" push --quiet --force origin "HEAD:refs/heads/$branch" || die "push of $branch failed"
 
+# An encoder builds the body: git allows `"` in a branch name.
+pr_json=$(PR_HEAD=$branch PR_BASE=$base python3 -c 'import json, os
+print(json.dumps({"title": "Refresh clusterimage.lock", "head": os.environ["PR_HEAD"], "base": os.environ["PR_BASE"],
+                  "body": "Pins refreshed by clusterimg-gen lock; the generated workflows follow them."}))')
+
 open_pr() {
-  local body status
-  body=$(printf '{"title":"Refresh clusterimage.lock","head":"%s","base":"%s","body":"%s"}' "$branch" "$base" \
-    "Pins refreshed by clusterimg-gen lock; the generated workflows follow them.")
-  status=$(printf 'header = "Authorization: Bearer %s"\n' "$CIMG_TOKEN" |
-    curl --config - --silent --show-error --max-time 30 -o /dev/null -w '%{http_code}' -X POST \
-      -H "Accept: application/vnd.github+json" --data "$body" "$api/repos/$GITHUB_REPOSITORY/pulls") || return 1
+  local reply status
+  reply=$(printf 'header = "Authorization: Bearer %s"\n' "$CIMG_TOKEN" |
+    curl --config - --silent --show-error --max-time 30 -w '\n%{http_code}' -X POST \
+      -H "Accept: application/vnd.github+json" --data-binary "$pr_json" "$api/repos/$GITHUB_REPOSITORY/pulls") ||
+    return 1
+  status=${reply##*$'\n'}
+  reply=${reply%$'\n'*}
   case $status in
   201) log "opened a pull request from $branch into $base" ;;
-  422) log "a pull request from $branch is already open; its branch now carries the new pins" ;;
+  422)
+    # GitHub answers 422 to any invalid pull request (a detached HEAD's base, say); only this one means it is open.
+    if [[ $reply == *"A pull request already exists"* ]]; then
+      log "a pull request from $branch is already open; its branch now carries the new pins"
+    else
+      die "GitHub refused the pull request from $branch into $base (HTTP 422): $(tr -s '[:space:]' ' ' <<<"$reply")"
+    fi
+    ;;
   *) log "opening the pull request answered HTTP $status" && return 1 ;;
   esac
 }

@@ -54,6 +54,18 @@ class Failure:
     prefix: str = ""  # only paths starting with this fail
 
 
+@dataclass
+class Answer:
+    """A reply GitHub would never give, for paths starting with `prefix`: a broken body, or `stream` bytes of it."""
+
+    prefix: str
+    status: int = 200
+    body: bytes = b""
+    ctype: str | None = "application/json; charset=utf-8"
+    headers: dict[str, str] = field(default_factory=dict)
+    stream: int = 0  # when set, this many bytes without a Content-Length, as a runaway server sends them
+
+
 class FakeGitHub:
     def __init__(self):
         self.tags: dict[tuple[str, str], tuple[str, str | None]] = {}  # (repo, tag) → (commit, tag object or None)
@@ -62,8 +74,11 @@ class FakeGitHub:
         self.digests: dict[tuple[str, str, str], str | None] = {}  # (repo, tag, name) → digest override
         self.workflows: dict[tuple[str, str], set[str]] = {}  # (repo, file) → declared dispatch inputs
         self.runs: dict[tuple[str, str], list[dict]] = {}  # (repo, file) → its runs, newest first
+        self.branches: set[str] = {"main"}  # what a pull request may target
+        self.pulls: list[tuple[str, str, str]] = []  # (repo, head, base) of each open pull request
         self.token: str | None = None  # when set, any other Authorization is a 401
         self.failure: Failure | None = None
+        self.answers: list[Answer] = []
         self.page_size = 2  # small pages, so listings take several requests
         self.requests: list[Request] = []
         self._ids: dict[tuple, int] = {}
@@ -94,6 +109,12 @@ class FakeGitHub:
     def fail(self, status: int, fixture_name: str, prefix: str = "", **headers: str) -> None:
         headers = {k.replace("_", "-"): v for k, v in headers.items()}
         self.failure = Failure(status, fixture_name, headers, prefix=prefix)
+
+    def answer(self, prefix: str, status: int = 200, body: bytes | str | dict = b"", **kw) -> None:
+        """Reply to paths under `prefix` with exactly this; a dict body is sent as JSON."""
+        if isinstance(body, dict):
+            body = json.dumps(body)
+        self.answers.append(Answer(prefix, status, body.encode() if isinstance(body, str) else body, **kw))
 
     # --- helpers ---------------------------------------------------------------------------------------------------
 
@@ -148,6 +169,9 @@ def _handler(gh: FakeGitHub):
             auth = req.headers.get("authorization")
             if auth is not None and gh.token is not None and auth != f"Bearer {gh.token}":
                 return self._json(401, fixture("error_401"))
+            answer = next((a for a in gh.answers if req.path.startswith(a.prefix)), None)
+            if answer:
+                return self._answer(answer)
             if gh.failure and req.path.startswith(gh.failure.prefix):
                 f = gh.failure
                 return self._json(f.status, fixture(f.fixture, **f.values), f.headers)
@@ -171,6 +195,21 @@ def _handler(gh: FakeGitHub):
                 self.send_header(k, v)
             self.end_headers()
             self.wfile.write(body)
+
+        def _answer(self, a: Answer) -> None:
+            if not a.stream:
+                return self._send(a.status, a.body, a.ctype, a.headers)
+            self.send_response(a.status)
+            if a.ctype:
+                self.send_header("Content-Type", a.ctype)
+            self.end_headers()
+            chunk = b" " * 2**20
+            try:
+                for sent in range(0, a.stream, len(chunk)):
+                    self.wfile.write(chunk[: a.stream - sent])
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client stopped reading, as it should
+            self.close_connection = True
 
         def _page(self, req: Request, items: list) -> None:
             size = min(int(req.query.get("per_page", 30)), gh.page_size)
@@ -201,7 +240,16 @@ def _handler(gh: FakeGitHub):
             if req.method == "POST" and rest == ["pulls"]:
                 if req.headers.get("authorization") is None:
                     return self._json(401, {"message": "Requires authentication", "status": "401"})
-                return self._json(201, {"number": 1, "head": {"ref": req.json()["head"]}, "state": "open"})
+                try:
+                    head, base = req.json()["head"], req.json()["base"]
+                except ValueError:
+                    return self._json(400, fixture("error_400_json"))
+                if base not in gh.branches:
+                    return self._json(422, fixture("error_422_pull_invalid", field="base"))
+                if (repo, head, base) in gh.pulls:
+                    return self._json(422, fixture("error_422_pull_exists", head=f"{parts[1]}:{head}"))
+                gh.pulls.append((repo, head, base))
+                return self._json(201, {"number": len(gh.pulls), "head": {"ref": head}, "state": "open"})
             if req.method == "PUT" and rest[:2] == ["actions", "workflows"] and rest[3:] == ["enable"]:
                 if req.headers.get("authorization") is None:
                     return self._json(401, {"message": "Requires authentication", "status": "401"})

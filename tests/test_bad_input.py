@@ -1,10 +1,13 @@
 """Bad input: exit 2, one line naming file, key and value, no traceback, nothing written."""
 
 import os
+import resource
+import subprocess
+import sys
 
 import pytest
 
-from helpers import KUBEFILE, snapshot
+from helpers import KUBEFILE, ROOT, snapshot
 
 CASES = {
     "broken-yaml": ("repository: [acme\n", "clusterimage.yaml: line"),
@@ -29,7 +32,12 @@ CASES = {
     "backticks": ("repository: acme\nregistry: '`id`'\n", "`id`"),
     "newline": ('repository: acme\napps:\n  calico:\n    build_args:\n      A: "a\\nb"\n', "apps.calico.build_args.A"),
     "secret-name": ("repository: acme\nsecrets:\n  password: GITHUB_TOKEN\n", "GITHUB_TOKEN"),
+    "secret-name-any-case": ("repository: acme\nsecrets:\n  password: github_token\n", "password: 'github_token'"),
     "bool-not-string": ("repository: acme\ntls_verify: 'no'\n", "tls_verify"),
+    "github-repo-dotdot": ("repository: acme\ngithub_repo: ../..\n", "github_repo: '../..'"),
+    "sexagesimal-version": ("repository: acme\napps:\n  calico:\n    versions: [1:20]\n", "'1:20'"),
+    "null-version": ("repository: acme\napps:\n  calico:\n    versions: [~]\n", "apps.calico.versions: None"),
+    "duplicate-version": ("repository: acme\napps:\n  calico:\n    versions: [v1, v2, v1]\n", "each version once"),
     "template-version-clash": (
         "repository: acme\napps:\n  calico:\n    versions: [v3.26.1]\n", "apps.calico.versions"
     ),
@@ -160,3 +168,37 @@ def test_local_twin_names_a_missing_tool_before_running_anything(cli, tmp_path, 
     assert result.code == 1
     assert result.err.strip() == f"error: {tool} not found on PATH; install it, or run the action, which downloads it"
     assert not (tmp_path / "ran").exists()
+
+
+def bomb(key: str) -> str:
+    """"Billion laughs" under `key`: nine levels of nine aliases, 9**9 strings once expanded."""
+    levels = ["&a0 [" + ", ".join(["lol"] * 9) + "]"]
+    levels += [f"&a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    return f"{key}:\n" + "".join(f"  - {level}\n" for level in levels)
+
+
+def _one_gib_of_memory():
+    resource.setrlimit(resource.RLIMIT_AS, (2**30, 2**30))
+
+
+@pytest.mark.parametrize(("file", "text"), [
+    ("clusterimage.yaml", "repository: acme\n" + bomb("branches")),
+    ("clusterimage.yaml", "repository: acme\nbranches: &a [*a]\n"),
+    ("clusterimage.lock", bomb("actions") + "buildah: {}\nsealos: {}\n"),
+    ("applications/calico/v3.26.1/charts/calico/values.yaml", bomb("images")),
+], ids=["config-bomb", "config-loop", "lock-bomb", "chart-values-bomb"])
+def test_an_alias_bomb_or_loop_is_one_line_exit_2_in_bounded_time_and_memory(tree, file, text):
+    repo = tree()
+    (repo / file).parent.mkdir(parents=True, exist_ok=True)
+    (repo / file).write_text(text)
+    before = snapshot(repo)
+    context = repo / "applications/calico/v3.26.1"
+    args = ["images", str(context)] if "charts" in file else ["workflows", "--repo", str(repo)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "clusterimg", *args], capture_output=True, text=True,
+        timeout=30, preexec_fn=_one_gib_of_memory, env={**os.environ, "PYTHONPATH": str(ROOT / "generator")},
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.count("\n") == 1 and "alias" in proc.stderr, proc.stderr
+    assert proc.stderr.startswith(f"error: {file.removeprefix('applications/calico/v3.26.1/')}: ")
+    assert snapshot(repo) == before

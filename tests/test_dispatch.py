@@ -128,6 +128,22 @@ def test_github_repo_in_config_wins_over_the_git_origin(cli, gh, tmp_path):
     assert posts(gh)[0].path == DISPATCHES
 
 
+@pytest.mark.parametrize("slug", ["../..", "acme/..", "./images"])
+def test_a_github_repo_in_config_that_is_no_github_name_is_exit_2_and_sends_nothing(cli, gh, tmp_path, slug):
+    repo = git_repo(tmp_path / "checkout", "git@github.com:acme/images.git")
+    (repo / "clusterimage.yaml").write_text(f"repository: acme\ngithub_repo: '{slug}'\n")
+    result = dispatch(cli, gh, "calico", "v1", "--repo", repo)
+    one_line_error(result, code=2)
+    assert f"clusterimage.yaml: github_repo: '{slug}'" in result.err
+    assert not gh.requests
+
+
+@pytest.mark.parametrize("remote", ["https://github.com/../..", "git@github.com:acme/.."])
+def test_a_remote_naming_dot_or_dotdot_is_refused(remote):
+    with pytest.raises(UserError, match="--github-repo"):
+        github.parse_remote(remote)
+
+
 def test_credentials_in_a_remote_url_are_never_echoed(cli, gh, tmp_path):
     repo = git_repo(tmp_path / "checkout", "https://user:hunter2secret@github.com/just-one-part")
     result = dispatch(cli, gh, "calico", "v1", "--repo", repo)
@@ -159,6 +175,9 @@ def test_without_a_token_dispatch_is_exit_2_and_sends_nothing(cli, gh, monkeypat
     (("calico", "v1 && id"), "VERSION"),
     (("calico", "v1", "--workflow", "../../x"), "--workflow"),
     (("calico", "v1", "--github-repo", "acme"), "OWNER/NAME"),
+    (("calico", "v1", "--github-repo", "../.."), "OWNER/NAME"),
+    (("calico", "v1", "--github-repo", "acme/.."), "OWNER/NAME"),
+    (("calico", "v1", "--github-repo", "./images"), "OWNER/NAME"),
 ])
 def test_bad_arguments_are_exit_2_and_send_nothing(cli, gh, args, needle):
     result = dispatch(cli, gh, *args, *(() if "--github-repo" in args else ("--github-repo", "acme/images")))
@@ -184,6 +203,21 @@ def test_an_input_the_workflow_does_not_declare_is_githubs_422_message(cli, gh):
     result = dispatch(cli, gh, "calico", "v1", "--github-repo", "acme/images", "--force")
     one_line_error(result)
     assert '422 Unexpected inputs provided: ["force"]' in result.err
+
+
+@pytest.mark.parametrize("answer", ["html-200", "redirect-to-html-200", "empty-202"])
+def test_a_dispatch_not_answered_204_is_an_unexpected_response_not_dispatched(cli, gh, answer):
+    if answer == "html-200":
+        gh.answer(DISPATCHES, 200, "<html><body>Sign in</body></html>", ctype="text/html; charset=utf-8")
+    elif answer == "redirect-to-html-200":
+        gh.answer(DISPATCHES, 302, ctype=None, headers={"Location": f"{gh.url}/login"})
+        gh.answer("/login", 200, "<html><body>Sign in</body></html>", ctype="text/html; charset=utf-8")
+    else:
+        gh.answer(DISPATCHES, 202, ctype=None)
+    result = dispatch(cli, gh, "calico", "v1", "--github-repo", "acme/images")
+    one_line_error(result)
+    assert "acme/images workflow clusterimage.yml on main: unexpected response" in result.err
+    assert "dispatched" not in result.out
 
 
 def test_rate_limit_is_one_line_with_the_reset_time(cli, gh):

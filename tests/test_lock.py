@@ -1,5 +1,6 @@
 """`lock` against a loopback GitHub: tags to commits, tools to versions and sha256 sums, every error one line."""
 
+import gzip
 import hashlib
 import json
 import os
@@ -307,9 +308,53 @@ def asset_missing(gh, monkeypatch, repo):
     return "labring/cluster-image release depend: has no asset buildah.linux.arm64", gh.url
 
 
+def malformed_json(gh, monkeypatch, repo):
+    gh.answer("/repos/labring/sealos/releases/latest", 200, '{"tag_name": "v5.2.0", "id": ')
+    return "labring/sealos latest release: unexpected response", gh.url
+
+
+def redirect_answered_204(gh, monkeypatch, repo):
+    name, pin = next(iter(DEFAULTS.items()))
+    gh.answer(f"/repos/{lock._repo_of(name)}/git/ref/tags/", 302, ctype=None, headers={"Location": f"{gh.url}/moved"})
+    gh.answer("/moved", 204, ctype=None)
+    return f"{lock._repo_of(name)} tag {pin.tag}: unexpected response", gh.url
+
+
+def release_without_id(gh, monkeypatch, repo):
+    release = gh.release_json("labring/sealos", "v5.2.0")
+    del release["id"]
+    gh.answer("/repos/labring/sealos/releases/latest", 200, release)
+    return "labring/sealos latest release: unexpected response", gh.url
+
+
+def html_instead_of_json(gh, monkeypatch, repo):
+    gh.answer("/repos/labring/cluster-image/releases/", 200, "<html>Sign in</html>", ctype="text/html")
+    return "labring/cluster-image release depend: unexpected response", gh.url
+
+
+def oversized_response(gh, monkeypatch, repo):
+    gh.answer("/repos/labring/sealos/releases/latest", 200, stream=33 * 2**20)  # just above the 32 MiB cap
+    return "labring/sealos latest release: the response is larger than 32 MiB", gh.url
+
+
+def compressed_although_identity_was_asked(gh, monkeypatch, repo):
+    # gzip could hide any size behind a few bytes on the wire, so a compressed answer is never expanded.
+    body = gzip.compress(json.dumps(gh.release_json("labring/sealos", "v5.2.0")).encode())
+    gh.answer("/repos/labring/sealos/releases/latest", 200, body, headers={"Content-Encoding": "gzip"})
+    return "labring/sealos latest release: unexpected response from http://127.0.0.1:", gh.url
+
+
+def download_larger_than_listed(gh, monkeypatch, repo):
+    asset = "/labring/cluster-image/releases/download/depend/buildah.linux.arm64"
+    gh.answer(asset, 200, stream=2**20, ctype="application/octet-stream")
+    size = len(buildah_assets()["buildah.linux.arm64"])
+    return f"asset buildah.linux.arm64: the response is larger than the {size} bytes GitHub lists", gh.url
+
+
 FAILURES = [
     bad_credentials, unknown_tag, unknown_release, unknown_repo, rate_limited_403, rate_limited_429, network_down,
-    digest_mismatch, checksum_missing, asset_missing,
+    digest_mismatch, checksum_missing, asset_missing, malformed_json, redirect_answered_204, release_without_id,
+    html_instead_of_json, oversized_response, compressed_although_identity_was_asked, download_larger_than_listed,
 ]
 
 
@@ -338,6 +383,16 @@ def test_failure_without_a_lock_writes_none(cli, gh, tree):
     gh.tags.clear()
     one_line_error(cli("lock", "--repo", repo, "--api-url", gh.url))
     assert not (repo / "clusterimage.lock").exists()
+
+
+def test_a_lock_symlinked_out_of_the_repo_is_refused_and_its_target_kept(cli, gh, tree, tmp_path):
+    repo = tree()
+    outside = tmp_path / "elsewhere.lock"
+    outside.write_text("theirs\n")
+    (repo / "clusterimage.lock").symlink_to(outside)
+    result = cli("lock", "--repo", repo, "--api-url", gh.url)
+    assert result.code == 2 and result.err.startswith("error: clusterimage.lock: a symlink leads to "), result.err
+    assert (repo / "clusterimage.lock").is_symlink() and outside.read_text() == "theirs\n"
 
 
 def test_rate_limit_without_a_token_suggests_one(cli, gh, tree):

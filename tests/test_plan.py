@@ -52,6 +52,17 @@ def test_latest_template_builds_only_versions_named_in_config(cli, tree):
     assert all(t["version"] != "latest" for t in data["build"])
 
 
+def test_versions_and_build_args_are_read_as_written_not_as_yaml_1_1_numbers(cli, tree):
+    files = {"applications/nginx/latest/Kubefile": KUBEFILE, "applications/nginx/latest/init.sh": "#!/bin/sh\n"}
+    config = (
+        "repository: acme\napps:\n  nginx:\n    versions: [1.10, 010, 0x1F, 1_000]\n    arches: [amd64]\n"
+        "    build_args:\n      A: 010\n      B: 1:20\n"
+    )
+    data = plan_json(cli, tree(files, config=config))
+    assert sorted(t["version"] for t in data["build"]) == ["010", "0x1F", "1.10", "1_000"]
+    assert {t["build_args"] for t in data["build"]} == {"A=010\nB=1:20"}
+
+
 def test_dispatch_may_name_a_template_version_config_does_not_list(cli, tree):
     repo = tree({"applications/nginx/latest/Kubefile": KUBEFILE, "applications/nginx/latest/init.sh": "#!/bin/sh\n"})
     data = plan_json(cli, repo, "--app", "nginx", "--version", "v1.26.0")

@@ -128,6 +128,35 @@ def test_a_failed_write_leaves_the_tree_untouched(cli, tree, monkeypatch):
     assert snapshot(repo) == before
 
 
+def test_a_workflows_dir_symlinked_out_of_the_repo_is_refused_and_nothing_is_written(cli, tree, tmp_path):
+    from clusterimg.render import header
+
+    repo = tree()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "old-clusterimage.yml").write_text(header() + "name: stale, ours\n")  # what a write would remove
+    (repo / ".github").mkdir()
+    (repo / ".github/workflows").symlink_to(outside, target_is_directory=True)
+    before, outside_before = snapshot(repo), snapshot(outside)
+    result = cli("workflows", "--repo", repo)
+    assert result.code == 2, result.err
+    assert result.err.startswith("error: .github/workflows") and result.err.count("\n") == 1, result.err
+    assert "outside the repository" in result.err
+    assert snapshot(outside) == outside_before and snapshot(repo) == before
+
+
+def test_a_workflow_file_symlinked_out_of_the_repo_is_refused_and_its_target_kept(cli, tree, tmp_path):
+    repo = tree()
+    assert cli("workflows", "--repo", repo).code == 0
+    outside = tmp_path / "theirs.yml"
+    outside.write_text("name: theirs\n")
+    (repo / WORKFLOW).unlink()
+    (repo / WORKFLOW).symlink_to(outside)
+    result = cli("workflows", "--repo", repo)
+    assert result.code == 2 and result.err.startswith(f"error: {WORKFLOW}: ") and result.err.count("\n") == 1
+    assert (repo / WORKFLOW).is_symlink() and outside.read_text() == "name: theirs\n"
+
+
 def test_pull_request_never_pushes_and_gets_no_secrets(cli, tree):
     repo = tree()
     cli("workflows", "--repo", repo)
@@ -226,3 +255,10 @@ def test_dispatches_of_different_app_versions_never_share_a_concurrency_group(cl
     assert cli("workflows", "--repo", repo).code == 0
     group = load((repo / WORKFLOW).read_text())["concurrency"]["group"]
     assert "${{ inputs.app }}" in group and "${{ inputs.version }}" in group
+
+
+def test_sealos_version_5_10_stays_5_10_and_is_not_read_as_the_number_5_1(cli, tree):
+    repo = tree(config="repository: acme\nsealos_version: 5.10\n")
+    assert cli("workflows", "--repo", repo).code == 0
+    text = (repo / WORKFLOW).read_text()
+    assert 'sealos-version: "5.10"' in text and '"5.1"' not in text

@@ -14,6 +14,7 @@ from .model import (
     BUILD_ARG,
     COMPONENT,
     CONFIG_FILE,
+    GITHUB_REPO,
     LABEL,
     REGISTRY,
     REMOTE_ACTION,
@@ -33,7 +34,6 @@ KEYS = {
     "sealos_version", "buildah_version", "apps", "setup",
 }
 APP_KEYS = {"arches", "versions", "template", "build_args", "schedule"}
-GITHUB_REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 # Text that GitHub or a shell would evaluate if it ever reached a workflow or a script.
 INJECTION = re.compile(r"\$\{\{|\$\(|`|[\r\n\x00]")
 CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
@@ -113,10 +113,12 @@ def parse(data: dict) -> Config:
         for key, value in secrets.items():
             if key not in ("username", "password"):
                 c.fail(f"secrets.{key}", key, "username or password")
-            kw[f"{key}_secret"] = c.match(f"secrets.{key}", value, SECRET, "a secret name (letters, digits, _; not GITHUB_)")
+            expected = "a secret name (letters, digits, _; not starting with GITHUB_ in any case)"
+            kw[f"{key}_secret"] = c.match(f"secrets.{key}", value, SECRET, expected)
     for tool in ("sealos_version", "buildah_version"):
         if tool in data:
-            kw[tool] = c.match(tool, str(data[tool]).removeprefix("v"), TOOL_VERSION, "a release version such as 5.1.1")
+            version = c.string(tool, data[tool]).removeprefix("v")
+            kw[tool] = c.match(tool, version, TOOL_VERSION, "a release version such as 5.1.1")
     if "apps" in data:
         kw["apps"] = {
             c.match("apps", app, COMPONENT, "an app name"): c.app(f"apps.{app}", opts)
@@ -248,18 +250,19 @@ class _Checker:
         if "arches" in opts:
             kw["arches"] = self.arches(f"{key}.arches", opts["arches"])
         if "versions" in opts:
-            kw["versions"] = tuple(
-                self.match(f"{key}.versions", str(v), TAG, "an OCI tag") for v in self.seq(f"{key}.versions", opts["versions"])
-            )
+            versions = self.seq(f"{key}.versions", opts["versions"])
+            kw["versions"] = tuple(self.match(f"{key}.versions", v, TAG, "an OCI tag") for v in versions)
+            if len(set(kw["versions"])) != len(versions):
+                self.fail(f"{key}.versions", versions, "each version once")
         if "template" in opts:
             kw["template"] = self.match(f"{key}.template", opts["template"], TAG, "the name of a directory of the app")
         if "build_args" in opts:
             args = self.mapping(f"{key}.build_args", opts["build_args"])
             for name, val in args.items():
                 self.match(f"{key}.build_args", name, BUILD_ARG, "a build-arg name")
-                if not isinstance(val, (str, int, float)) or isinstance(val, bool):
+                if not isinstance(val, str):
                     self.fail(f"{key}.build_args.{name}", val, "a string")
-            kw["build_args"] = tuple(sorted((k, str(v)) for k, v in args.items()))
+            kw["build_args"] = tuple(sorted(args.items()))
         if "schedule" in opts:
             kw["schedule"] = self.schedule(f"{key}.schedule", opts["schedule"]) or False
         return AppOptions(**kw)

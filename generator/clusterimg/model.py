@@ -11,10 +11,12 @@ COMPONENT = re.compile(r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*")
 TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 REGISTRY = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::[0-9]{1,5})?")
 LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-SECRET = re.compile(r"(?!GITHUB_)[A-Za-z_][A-Za-z0-9_]*")
+SECRET = re.compile(r"(?!(?i:GITHUB_))[A-Za-z_][A-Za-z0-9_]*")  # GitHub compares secret names in any case
 BUILD_ARG = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 BRANCH = re.compile(r"[A-Za-z0-9._/-]+")
 TOOL_VERSION = re.compile(r"[0-9]+(?:\.[0-9]+){1,3}|[a-z][a-z0-9.-]*")
+# OWNER/NAME on GitHub: no dots in an owner; a name may hold dots but is never `.` or `..`.
+GITHUB_REPO = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}/(?!\.\.?\Z)[A-Za-z0-9_.-]{1,100}")
 REMOTE_ACTION = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_./-]+)?@[0-9a-f]{40}")
 
 BUILD_FILES = ("Kubefile", "Dockerfile", "Sealfile")

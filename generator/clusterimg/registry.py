@@ -151,6 +151,8 @@ def auth(
         return
     if not password:
         raise UserError(f"a username was given for {host} but no password")
+    if "\n" in password or "\r" in password:  # no registry takes one; refused before skopeo ever sees it
+        raise UserError(f"the password for {host} contains a line break; it must be one line")
     with tempfile.TemporaryDirectory(prefix="clusterimg-auth-") as tmp:
         authfile = str(Path(tmp) / "auth.json")
         cmd = ["skopeo", "login", "--authfile", authfile, _tls(tls_verify),

@@ -6,6 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from .errors import UserError
 from .model import VENDOR_DIR
 from .render import is_ours
 
@@ -19,7 +20,9 @@ def diff(repo: Path, files: dict[str, str]) -> tuple[list[str], list[str]]:
 
 def write(repo: Path, files: dict[str, str]) -> tuple[list[str], list[str]]:
     """Write what changed and remove the stale files that carry our header."""
+    _inside(repo, OWNED_DIRS)
     stale = _stale(repo, files)
+    _inside(repo, stale)
     changed = put(repo, files)
     for rel in stale:
         (repo / rel).unlink()
@@ -28,6 +31,7 @@ def write(repo: Path, files: dict[str, str]) -> tuple[list[str], list[str]]:
 
 def put(repo: Path, files: dict[str, str]) -> list[str]:
     """Write each file whose content differs, all of them or none; return their paths."""
+    _inside(repo, files)
     changed = _changed(repo, files)
     staged: list[tuple[str, Path]] = []
     try:
@@ -47,6 +51,15 @@ def put(repo: Path, files: dict[str, str]) -> list[str]:
     for tmp, target in staged:
         os.replace(tmp, target)
     return changed
+
+
+def _inside(repo: Path, rels) -> None:
+    """Refuse a path that a symlink leads out of the repository, before anything is written or removed."""
+    root = repo.resolve()
+    for rel in rels:
+        real = (repo / rel).resolve()
+        if not real.is_relative_to(root):
+            raise UserError(f"{rel}: a symlink leads to {real}, outside the repository; expected a path inside it")
 
 
 def _changed(repo: Path, files: dict[str, str]) -> list[str]:
