@@ -8,7 +8,7 @@ from .errors import UserError
 from .layout import Layout
 from .model import Plan
 
-OUTPUT_LIMIT = 1_000_000  # GitHub's limit on the outputs of one job (1 MB)
+OUTPUT_LIMIT = 1_000_000  # GitHub's limit on the outputs of one job: 1 MB, sized as UTF-16
 
 
 def plan_data(plan: Plan) -> dict:
@@ -32,13 +32,14 @@ def plan_data(plan: Plan) -> dict:
 
 def plan(plan: Plan, fmt: str, layout: Layout, accounting: list[str] = ()) -> str:
     if fmt == "github":
-        text = "matrices=" + json.dumps(layout.matrices(plan), sort_keys=True, separators=(",", ":")) + "\n"
-        if len(text.encode()) > OUTPUT_LIMIT:
+        value = json.dumps(layout.matrices(plan), sort_keys=True, separators=(",", ":"))
+        size = len(value.encode("utf-16-le"))  # GitHub sizes outputs as UTF-16
+        if size > OUTPUT_LIMIT:
             raise UserError(
-                f"plan: the matrices output is {len(text.encode())} bytes, over GitHub's limit of {OUTPUT_LIMIT} bytes "
-                "for a job's outputs; plan fewer app-versions per run (--app, a schedule per app)"
+                f"plan: the matrices output is {size} bytes as GitHub counts them (UTF-16), over its limit of "
+                f"{OUTPUT_LIMIT} bytes for a job's outputs; plan fewer app-versions per run (--app, a schedule per app)"
             )
-        return text
+        return "matrices=" + value + "\n"
     data = plan_data(plan)
     if fmt == "json":
         # One entry per line: readable, diffable, and json's C encoder (indent= falls back to pure Python).
