@@ -1,7 +1,10 @@
 """Times `clusterimg-gen workflows` and `plan --all` on generated trees against a floor, and prints a table;
 then `clusterimg-gen images` on a context holding one 1.6 MB CRD manifest.
 
-Usage: python benchmarks/generator_bench.py [N ...]   (default: 100 1000 5000 app-versions)
+Usage: python benchmarks/generator_bench.py [N ...]   (default: 100 1000 5000 20000 app-versions)
+
+The last column is the size of the plan's `matrices` output as GitHub counts it (UTF-16), against its 1 MB limit on
+one job's outputs.
 
 Each figure is the median of 9 fresh processes, so interpreter start and imports count, as they do for users
 (with the package compiled to bytecode first, as `pip install` does).
@@ -97,8 +100,23 @@ def bench_images() -> None:
           f"(process), {scan * 1000:.1f} ms (the scan alone), peak {peak:.1f} MiB")
 
 
+def matrices_size(repo: Path) -> int:
+    """Bytes of the plan's `matrices` output, sized as GitHub sizes outputs (UTF-16), for the generated layout."""
+    import json
+
+    from clusterimg import config, plan
+    from clusterimg.cli import _digests
+    from clusterimg.layout import Layout
+
+    cfg = config.load(repo)
+    tree = plan.discover(repo, cfg)
+    result = _digests(repo, cfg, tree.found).fill(plan.build_plan(cfg, tree.found))
+    value = json.dumps(Layout.sized_for(result, cfg.arches).matrices(result), sort_keys=True, separators=(",", ":"))
+    return len(value.encode("utf-16-le"))
+
+
 def main() -> None:
-    sizes = [int(a) for a in sys.argv[1:]] or [100, 1000, 5000]
+    sizes = [int(a) for a in sys.argv[1:]] or [100, 1000, 5000, 20000]
     cli = [sys.executable, "-m", "clusterimg"]
     env_path = str(ROOT / "generator")
     sys.path.insert(0, env_path)
@@ -110,7 +128,7 @@ def main() -> None:
     start, _ = measure([sys.executable, "-c", "pass"])
     print(f"python start-up alone: {start:.3f} s (paid once by the floor, twice by the two commands)")
     print(f"{'app-versions':>12} {'workflows s':>11} {'plan --all s':>12} {'both s':>7} {'floor s':>8} "
-          f"{'ratio':>6} {'peak MiB':>9} {'floor MiB':>9}")
+          f"{'ratio':>6} {'peak MiB':>9} {'floor MiB':>9} {'matrices KB':>12}")
     for n in sizes:
         with tempfile.TemporaryDirectory() as tmp:
             repo = Path(tmp)
@@ -120,9 +138,10 @@ def main() -> None:
             # The floor dumps the workflow documents only, not the vendored action copy (those are plain files).
             docs = sorted(str(p) for p in (repo / ".github/workflows").glob("*.yml"))
             floor_t, floor_m = measure([sys.executable, "-c", FLOOR, *docs])
+            output = matrices_size(repo)
         both = wf_t + plan_t
         print(f"{n:>12} {wf_t:>11.3f} {plan_t:>12.3f} {both:>7.3f} {floor_t:>8.3f} {both / floor_t:>6.2f} "
-              f"{max(wf_m, plan_m):>9.1f} {floor_m:>9.1f}")
+              f"{max(wf_m, plan_m):>9.1f} {floor_m:>9.1f} {output / 1000:>12.0f}")
     bench_images()
 
 

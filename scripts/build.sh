@@ -42,6 +42,12 @@ if [[ -n ${CIMG_INPUTS:-} ]]; then
   extra+=(--label "io.clusterimage.inputs=$CIMG_INPUTS")
 fi
 
+# The embedded images as saved, each with its digest for this arch: a scheduled plan rebuilds the image when one moves.
+if [[ -n ${CIMG_EMBEDDED:-} ]]; then
+  embedded=$(tr '\n' ' ' <<<"$CIMG_EMBEDDED")
+  extra+=(--label "io.clusterimage.embedded=${embedded% }")
+fi
+
 # An in-tree parent, written as its list or as any arch's tag, is built FROM this arch's own image of it.
 if [[ -n ${CIMG_PARENTS:-} ]]; then
   rewritten=$(mktemp "${RUNNER_TEMP:-${TMPDIR:-/tmp}}/Kubefile.XXXXXX")

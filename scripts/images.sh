@@ -19,16 +19,15 @@ clusterimg_gen_venv "$CIMG_ACTION_PATH"
 
 args=(images "$context" --check --arch "$arch")
 if [[ ${CIMG_TLS_VERIFY:-true} == false ]]; then args+=(--no-tls-verify); fi
-# The login goes where the push would: the registry input, else the image's registry.
+# The configured registry: the registry input, else the image's. The login goes there, and tls-verify applies to it
+# alone.
+registry=${CIMG_REGISTRY:-}
+if [[ -z $registry && -n ${CIMG_IMAGE:-} ]]; then registry=$(registry_of "$CIMG_IMAGE"); fi
+if [[ -n $registry ]]; then args+=(--registry "$registry"); fi
 if [[ -n ${CIMG_USERNAME:-} ]]; then
-  registry=${CIMG_REGISTRY:-}
-  if [[ -z $registry ]]; then
-    [[ -n ${CIMG_IMAGE:-} ]] || die "registry or image is required with username"
-    registry=$(registry_of "$CIMG_IMAGE")
-  fi
+  [[ -n $registry ]] || die "registry or image is required with username"
   [[ -n ${CIMG_PASSWORD:-} ]] || die "a username was given for $registry but no password"
   mask "$CIMG_PASSWORD" "the password for $registry"
-  args+=(--registry "$registry")
 fi
 
 group_start "check embedded images for linux/$arch"

@@ -6,6 +6,7 @@ import os
 import secrets
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -35,6 +36,42 @@ def image_file(ref: str, path: str) -> str:
         return Path(mount.stdout.strip(), path).read_text()
     finally:
         subprocess.run(["buildah", "rm", container], capture_output=True, check=False)
+
+
+def push_two_arch(ref: str, content: str, workdir: Path, authfile: Path | None = None) -> None:
+    """Push ref as a list of two FROM scratch images, for amd64 and arm64, whose one file names `content` and the arch:
+    an upstream image for a cluster image to embed, built here without emulation."""
+    def buildah(*args):
+        env = {k: v for k, v in os.environ.items() if k != "REGISTRY_AUTH_FILE"}
+        proc = subprocess.run(["buildah", *args], capture_output=True, text=True,
+                              env={**env, "REGISTRY_AUTH_FILE": str(authfile)} if authfile else env)  # fmt: skip
+        assert proc.returncode == 0, f"buildah {' '.join(args)}: {proc.stderr}"
+
+    local, listed = [], f"localhost/upstream-{secrets.token_hex(4)}"
+    buildah("manifest", "create", listed)
+    try:
+        for arch in ("amd64", "arm64"):
+            ctx = write_tree(workdir / f"upstream-{secrets.token_hex(4)}", {
+                "Containerfile": "FROM scratch\nCOPY arch /\n", "arch": f"{content} for {arch}\n"
+            })  # fmt: skip
+            local.append(f"localhost/upstream-{secrets.token_hex(4)}:{arch}")
+            buildah("build", "--platform", f"linux/{arch}", "-t", local[-1], str(ctx))
+            buildah("manifest", "add", listed, f"containers-storage:{local[-1]}")
+        buildah("manifest", "push", "--all", "--tls-verify=false", listed, f"docker://{ref}")
+    finally:
+        subprocess.run(["buildah", "manifest", "rm", listed], capture_output=True, check=False)
+        subprocess.run(["buildah", "rmi", "-f", *local], capture_output=True, check=False)
+
+
+def localize_embedded(repo: Path, host: str, workdir: Path, authfile: Path | None = None) -> None:
+    """The examples embed quay.io and docker.io images, which an offline machine cannot pull: the same lists in
+    images/shim, each image pushed for both arches to the loopback registry `host`, so builds save them for real."""
+    for shim in sorted(repo.glob("applications/*/*/images/shim/*")):
+        refs = [line.strip() for line in shim.read_text().splitlines() if line.strip()]
+        local = [f"{host}/upstream/{ref.rsplit('/', 1)[1]}" for ref in refs]
+        for ref in local:
+            push_two_arch(ref, ref, workdir, authfile)
+        shim.write_text("".join(f"{ref}\n" for ref in local))
 
 
 def write_tree(root: Path, files: dict[str, str]) -> Path:
@@ -94,10 +131,14 @@ def big_tree(root: Path, n: int) -> Path:
 
 
 @contextlib.contextmanager
-def loopback_registry(root: Path, username: str, password: str, *, log=subprocess.DEVNULL):
-    """A docker-registry on 127.0.0.1 with htpasswd (bcrypt) auth, storing under root; yields its host:port."""
-    htpasswd = subprocess.run(["htpasswd", "-Bbn", username, password], capture_output=True, text=True, check=True)
-    (root / "htpasswd").write_text(htpasswd.stdout)
+def loopback_registry(root: Path, username: str | None, password: str | None, *, log=subprocess.DEVNULL,
+                      tls: tuple[Path, Path] | None = None):
+    """A docker-registry on 127.0.0.1 with htpasswd (bcrypt) auth (anonymous without a username), over HTTPS with
+    `tls` (certificate, key), storing under root; yields its host:port."""
+    if username:
+        htpasswd = subprocess.run(["htpasswd", "-Bbn", username, password], capture_output=True, text=True,
+                                  check=True)  # fmt: skip
+        (root / "htpasswd").write_text(htpasswd.stdout)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -106,13 +147,16 @@ def loopback_registry(root: Path, username: str, password: str, *, log=subproces
         "log": {"level": "warn"},
         "storage": {"filesystem": {"rootdirectory": str(root / "data")}, "delete": {"enabled": True}},
         "http": {"addr": f"127.0.0.1:{port}", "secret": secrets.token_hex(16)},
-        "auth": {"htpasswd": {"realm": "loopback", "path": str(root / "htpasswd")}},
     }
+    if username:
+        config["auth"] = {"htpasswd": {"realm": "loopback", "path": str(root / "htpasswd")}}
+    if tls:
+        config["http"]["tls"] = {"certificate": str(tls[0]), "key": str(tls[1])}
     (root / "config.yml").write_text(json.dumps(config))
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}  # the registry reads these as config
     proc = subprocess.Popen(["docker-registry", "serve", str(root / "config.yml")], stdout=log, stderr=log, env=env)
     try:
-        wait_http(f"http://127.0.0.1:{port}/v2/", proc)
+        wait_http(f"{'https' if tls else 'http'}://127.0.0.1:{port}/v2/", proc)
         yield f"127.0.0.1:{port}"
     finally:
         proc.terminate()
@@ -125,7 +169,9 @@ def wait_http(url: str, proc: subprocess.Popen | None = None, timeout: float = 1
         if proc and proc.poll() is not None:
             raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}")
         try:
-            urllib.request.urlopen(url, timeout=1)
+            # Only whether it answers: a test's own certificate is checked by the tools under test, not here.
+            insecure = ssl._create_unverified_context() if url.startswith("https") else None  # noqa: S323
+            urllib.request.urlopen(url, timeout=1, context=insecure)
             return
         except urllib.error.HTTPError:
             return  # 401: up, and asking for credentials

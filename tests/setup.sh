@@ -4,7 +4,7 @@
 set -euo pipefail
 venv=${1:-.venv}
 
-packages=(buildah skopeo docker-registry apache2-utils git curl)
+packages=(buildah skopeo docker-registry apache2-utils git curl openssl ca-certificates)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -10,6 +10,8 @@ import pytest
 from helpers import KUBEFILE, ROOT, snapshot
 
 CASES = {
+    "template-dir-odd-name": ("repository: acme\napps:\n  calico:\n    template: 'odd dir x'\n", "apps.calico.template"),
+    "template-dir-injection": ("repository: acme\napps:\n  calico:\n    template: 'odd dir $(id)'\n", "$("),
     "broken-yaml": ("repository: [acme\n", "clusterimage.yaml: line"),
     "not-a-mapping": ("- repository\n", "(top level)"),
     "unknown-key": ("repository: acme\nregistri: ghcr.io\n", "registri"),

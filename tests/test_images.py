@@ -363,7 +363,7 @@ def test_registry_lookups_retry_a_bounded_number_of_times(tmp_path, monkeypatch,
     (skopeo / "bin/skopeo").chmod(0o755)
     monkeypatch.setenv("PATH", f"{skopeo / 'bin'}{os.pathsep}{os.environ['PATH']}")
 
-    found = registry.platforms(["r.io/x:1"], tls_verify=True, retries=2)
+    found = registry.platforms(["r.io/x:1"], own="r.io", tls_verify=True, retries=2)
 
     assert found == {"r.io/x:1": expected}
     assert len(log.read_text().splitlines()) == calls
@@ -417,3 +417,13 @@ def test_save_step_of_a_context_without_embedded_images_succeeds_without_install
     assert proc.returncode == 0, proc.stderr
     assert "nothing to save" in proc.stderr
     assert not (ctx / "registry").exists()
+
+
+def test_tls_verify_false_applies_to_the_configured_registry_only():
+    from clusterimg.registry import upstream_tls
+
+    assert upstream_tls("r.example:5000/acme/app:1", "r.example:5000", False) == ["--tls-verify=false"]
+    assert upstream_tls("r.example:5000/acme/app:1", "r.example:5000", True) == ["--tls-verify=true"]
+    # Every other registry: skopeo's default, which verifies (registry-1.docker.io, quay.io, …).
+    assert upstream_tls("nginx:1", "r.example:5000", False) == []
+    assert upstream_tls("quay.io/tigera/operator:v1", "r.example:5000", False) == []

@@ -150,3 +150,19 @@ def test_shipped_examples_layer_openebs_on_calico_with_the_combined_cmd(cli):
     assert result.code == 0, result.err
     got, _ = stages(cli, ROOT / "examples", "--all")
     assert got["openebs:v3.9.0"] == 1 and got["calico:v3.26.1"] == 0
+
+
+def test_a_diff_that_touches_a_parent_selects_its_children_in_later_stages(cli, tree):
+    from helpers import committed, git
+
+    repo = committed(tree({
+        "applications/calico/v3.26.1/Kubefile": KUBEFILE,
+        "applications/openebs/v3.9.0/Kubefile": kubefile("docker.io/acme/calico:v3.26.1"),
+        "applications/helm/v3.14.0/Kubefile": KUBEFILE,
+    }))
+    before = git(repo, "rev-parse", "HEAD")
+    (repo / "applications/calico/v3.26.1/README").write_text("changed\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "calico")
+    data = json.loads(cli("plan", "--repo", repo, "--changed-from", before, "--format", "json").out)
+    assert sorted({(t["app"], t["stage"]) for t in data["build"]}) == [("calico", 0), ("openebs", 1)]

@@ -276,3 +276,54 @@ def test_a_push_plan_diffs_from_the_last_successful_run_so_a_cancelled_runs_chan
         # No successful run yet: the push's own `before`.
         gh.runs.clear()
         assert apps("--since-last-success", "clusterimage.yml") == ["helm"]
+
+
+def test_an_unreachable_upstream_never_rebuilds_and_a_moved_one_names_what_moved():
+    from clusterimg import plan as plan_mod
+    from clusterimg.model import Arch, Target
+    from clusterimg.registry import Published
+
+    t = Target(app="a", version="v1", arch=Arch.ARM64, runner=("r",), context="c", name="r/a", build_args="")
+    held = Published(digest="sha256:x", labels={plan_mod.EMBEDDED: "up/app:1@sha256:old up/tool:2@sha256:t"})
+    assert plan_mod.embedded_refs({"r/a:v1-arm64": held, "other": None}) == ["up/app:1", "up/tool:2"]
+    assert plan_mod.moved_upstream(t, held, {"up/app:1": None, "up/tool:2": {"arm64": "sha256:t"}}) is None
+    assert plan_mod.moved_upstream(t, held, {"up/app:1": {"arm64": "sha256:new", "amd64": "sha256:old"}}) == (
+        "up/app:1 moved from sha256:old to sha256:new"
+    )
+    assert plan_mod.moved_upstream(t, held, {"up/app:1": {"*": "sha256:old"}}) is None  # a single image, unchanged
+
+
+def test_a_file_name_that_is_not_utf8_is_hashed_as_bytes(cli, tree):
+    import os
+
+    repo = tree()
+    context = repo / "applications/calico/v3.26.1"
+    path = os.path.join(os.fsencode(context), b"caf\xe9.yaml")
+    with open(path, "wb") as fh:
+        fh.write(b"kind: List\n")
+    first = plan_json(cli, repo, "--all")["build"][0]["inputs"]
+    with open(path, "wb") as fh:
+        fh.write(b"kind: List  # changed\n")
+    assert plan_json(cli, repo, "--all")["build"][0]["inputs"] != first
+
+
+def test_a_2_gb_file_in_a_context_is_hashed_in_bounded_memory(tree):
+    import resource
+    import subprocess
+    import sys
+
+    from helpers import ROOT
+
+    repo = tree()
+    with open(repo / "applications/calico/v3.26.1/big.bin", "wb") as fh:
+        fh.truncate(2 << 30)  # sparse: 2 GiB to read, nothing on disk
+
+    def limited():
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    probe = ["-c", f"import sys; sys.path.insert(0, {str(ROOT / 'generator')!r}); from clusterimg.cli import main; "
+                   f"sys.exit(main(['plan', '--repo', {str(repo)!r}, '--format', 'json']))"]
+    proc = subprocess.run([sys.executable, *probe], capture_output=True, text=True, preexec_fn=limited, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    builds = json.loads(proc.stdout)["build"]
+    assert len(builds) == 2 and len({b["inputs"] for b in builds}) == 2

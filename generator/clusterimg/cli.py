@@ -162,7 +162,8 @@ def _skip_unchanged(config, result, adopt):
 
     images = registry.published([t.image for t in result.build], tls_verify=config.tls_verify)
     lists = registry.published([m.image for m in result.manifest], tls_verify=config.tls_verify, raw=True)
-    kept, notes = plan_mod.skip_unchanged(result, images, lists, adopt=adopt)
+    upstream = registry.arch_digests(plan_mod.embedded_refs(images), own=config.registry, tls_verify=config.tls_verify)
+    kept, notes = plan_mod.skip_unchanged(result, images, lists, adopt=adopt, upstream=upstream)
     for note in notes:
         click.echo(note, err=True)
     click.echo(f"skipped {len(result.build) - len(kept.build)} unchanged of {len(result.build)} build(s)", err=True)
@@ -291,7 +292,9 @@ def _warn(warnings: list[str], strict: bool) -> None:
 @click.option("--arch", "arches", multiple=True, type=click.Choice(["amd64", "arm64"]),
               help="Arch to check (repeatable) [default: amd64 and arm64].")  # fmt: skip
 @click.option("--check", is_flag=True, help="Ask the registry for each image and arch; exit 1 if any is missing.")
-@click.option("--registry", metavar="HOST", help="Registry that REGISTRY_USERNAME/REGISTRY_PASSWORD log in to.")
+@click.option("--registry", metavar="HOST",
+              help="The configured registry: REGISTRY_USERNAME/REGISTRY_PASSWORD log in to it, and --no-tls-verify "
+                   "applies to it alone.")
 @click.option("--tls-verify/--no-tls-verify", default=True, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["json", "text", "save"]), default="text", show_default=True,
               help="save: one `SOURCE NAME` line per image, NAME being its place in registry/ (read by save.sh).")
@@ -317,7 +320,8 @@ def images(context: Path, arches: tuple[str, ...], check: bool, registry: str | 
         found = {}
         if listing.images:
             with registry_mod.auth(registry, username, password, tls_verify=tls_verify) as authfile:
-                found = registry_mod.platforms(list(listing.images), tls_verify=tls_verify, authfile=authfile)
+                found = registry_mod.platforms(list(listing.images), own=registry, tls_verify=tls_verify,
+                                               authfile=authfile)
         missed = images_mod.missing(listing.images, arches, found)
     click.echo(images_mod.report(listing, missed, fmt), nl=False)
     if missed:

@@ -200,14 +200,21 @@ def select(
     changed: list[str] | None = None,
     scheduled: Callable[[str], bool] | None = None,
 ) -> tuple[AppVersion, ...]:
-    """Filter by --app/--version, by the paths a diff touched (None: no diff filter), and by schedule."""
+    """Filter by --app/--version, by schedule, and by the paths a diff touched (None: no diff filter); an app-version
+    whose in-tree parent a diff touched is selected with it, since its inputs changed too."""
     out = [av for av in found if (app is None or av.app == app) and (version is None or av.version == version)]
     if scheduled is not None:
         out = [av for av in out if scheduled(av.app)]
     if changed is None or CONFIG_FILE in changed:
         return tuple(out)
     changed_paths = [PurePosixPath(p) for p in changed]
-    return tuple(av for av in out if any(_under(p, av.context) for p in changed_paths))
+    touched = {av.key for av in found if any(_under(p, av.context) for p in changed_paths)}
+    grew = True
+    while grew:  # down the FROM links, to every descendant
+        more = {av.key for av in found if av.key not in touched and any(p.key in touched for p in av.parents)}
+        touched |= more
+        grew = bool(more)
+    return tuple(av for av in out if av.key in touched)
 
 
 def build_plan(config: Config, selected: tuple[AppVersion, ...]) -> Plan:
@@ -283,11 +290,35 @@ def _under(path: PurePosixPath, directory: str) -> bool:
     return path == PurePosixPath(directory) or PurePosixPath(directory) in path.parents
 
 
-def skip_unchanged(plan: Plan, images: dict, lists: dict, *, adopt: bool) -> tuple[Plan, list[str]]:
+EMBEDDED = "io.clusterimage.embedded"
+
+
+def embedded_refs(images: dict) -> list[str]:
+    """Every embedded image the published images recorded, for one lookup each."""
+    refs = {word.rpartition("@")[0] for got in images.values() if got for word in got.labels.get(EMBEDDED, "").split()}
+    return sorted(r for r in refs if r)
+
+
+def moved_upstream(target: Target, published, current: dict) -> str | None:
+    """What moved, when an image `target` embeds now resolves to another digest for its arch; None when nothing
+    did, or when it could not be looked up (an unreachable upstream never triggers a rebuild)."""
+    for word in published.labels.get(EMBEDDED, "").split():
+        ref, _, was = word.rpartition("@")
+        now = current.get(ref)
+        got = now and (now.get(target.arch.value) or now.get("*"))
+        if got and got != was:
+            return f"{ref} moved from {was} to {got}"
+    return None
+
+
+def skip_unchanged(plan: Plan, images: dict, lists: dict, *, adopt: bool, upstream: dict | None = None
+                   ) -> tuple[Plan, list[str]]:
     """Drop what is published and current: an image that carries this run's input digest, and a list whose entries
     are exactly those images. A list with current images but missing or stale is kept, so the fan-in finishes it.
     With `adopt`, an image that exists without our label counts as published (a registry this tool takes over).
-    `images` maps each target's image, and `lists` each list, to registry.Published or None."""
+    `images` maps each target's image, and `lists` each list, to registry.Published or None; `upstream` maps each
+    embedded ref to its current digests (registry.arch_digests): an image whose embedded image moved is rebuilt."""
+    upstream = upstream or {}
     build: list[Target] = []
     manifest: list[Manifest] = []
     notes: list[str] = []
@@ -298,6 +329,10 @@ def skip_unchanged(plan: Plan, images: dict, lists: dict, *, adopt: bool) -> tup
         own = targets.get((m.app, m.version), [])
         held = {t: images.get(t.image) for t in own}
         stale = [t for t, got in held.items() if got is None or got.labels.get(LABEL) != t.inputs]
+        for t in own:
+            if t not in stale and (why := moved_upstream(t, held[t], upstream)):
+                stale.append(t)
+                notes.append(f"rebuilding {t.image}: {why}")
         adopted = [t for t in stale if adopt and held[t] is not None and LABEL not in held[t].labels]
         if adopted and len(adopted) == len(stale):
             notes.append(f"adopted {m.image}: published without an input label; rebuilt on a change, force or dispatch")

@@ -52,6 +52,32 @@ def _published(ref: str, tls_verify: bool, retries: int, raw: bool) -> Published
     return Published(digest=data.get("Digest", ""), labels=data.get("Labels") or {})
 
 
+def arch_digests(refs: list[str], *, own: str, tls_verify: bool, retries: int = 3) -> dict[str, dict[str, str] | None]:
+    """ref → {arch: manifest digest} for a list's linux entries, {"*": digest} for a single image, or None when it
+    could not be read. One lookup per ref serves every arch; TLS as upstream_tls says."""
+    with ThreadPoolExecutor(PARALLEL) as pool:
+        return dict(zip(refs, pool.map(lambda r: _arch_digests(r, upstream_tls(r, own, tls_verify), retries), refs)))
+
+
+def host_of(ref: str) -> str:
+    """The registry host of an image reference, as docker resolves it."""
+    first, sep, _ = ref.partition("/")
+    return first if sep and ("." in first or ":" in first or first == "localhost") else "docker.io"
+
+
+def _arch_digests(ref: str, tls: list[str], retries: int) -> dict[str, str] | None:
+    try:
+        text = _skopeo(["skopeo", "inspect", *tls, "--raw", f"docker://{ref}"], retries)
+    except (_Absent, _Failed) as exc:
+        print(f"warning: could not look up {ref} ({exc}); not rebuilding for it", file=sys.stderr)
+        return None
+    data = json.loads(text)
+    if "manifests" in data:
+        return {m["platform"]["architecture"]: m["digest"] for m in data["manifests"]
+                if m.get("platform", {}).get("os") == "linux"}  # fmt: skip
+    return {"*": "sha256:" + hashlib.sha256(text.encode()).hexdigest()}
+
+
 # skopeo's words for "no such image", and for an answer that asking again will not change.
 ABSENT = ("manifest unknown", "name unknown", "not found")
 FINAL = ("invalid reference", "unauthorized", "authentication required", "denied")
@@ -74,15 +100,23 @@ class _Failed(Exception):
 
 
 def platforms(
-    refs: list[str], *, tls_verify: bool, retries: int = 3, authfile: str | None = None
+    refs: list[str], *, own: str | None, tls_verify: bool, retries: int = 3, authfile: str | None = None
 ) -> dict[str, Platforms]:
-    """ref → the platforms it exists for: a list's entries, or a single manifest's config os/architecture."""
+    """ref → the platforms it exists for: a list's entries, or a single manifest's config os/architecture.
+    `tls_verify` applies to the registry `own` only (see upstream_tls)."""
     with ThreadPoolExecutor(PARALLEL) as pool:
-        return dict(zip(refs, pool.map(lambda r: _platforms(r, tls_verify, retries, authfile), refs)))
+        return dict(zip(refs, pool.map(
+            lambda r: _platforms(r, upstream_tls(r, own, tls_verify), retries, authfile), refs)))
 
 
-def _platforms(ref: str, tls_verify: bool, retries: int, authfile: str | None) -> Platforms:
-    cmd = ["skopeo", "inspect", _tls(tls_verify)]
+def upstream_tls(ref: str, own: str | None, tls_verify: bool) -> list[str]:
+    """skopeo's TLS flag for ref: `tls_verify` for the configured registry `own`; none for any other, whose TLS is
+    verified unless the machine's registries.conf marks it insecure."""
+    return [_tls(tls_verify)] if host_of(ref) == own else []
+
+
+def _platforms(ref: str, tls: list[str], retries: int, authfile: str | None) -> Platforms:
+    cmd = ["skopeo", "inspect", *tls]
     cmd += ["--authfile", authfile] if authfile else []
     try:
         found = platforms_of(json.loads(_skopeo([*cmd, "--raw", f"docker://{ref}"], retries)))

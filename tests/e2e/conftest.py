@@ -82,6 +82,31 @@ def registry(tools, tmp_path_factory) -> Registry:
                 subprocess.run(["buildah", "rmi", "-f", *leftover], capture_output=True, check=False)
 
 
+@dataclass(frozen=True)
+class Public:
+    host: str
+    ca_bundle: Path  # the system's CAs and this registry's: SSL_CERT_FILE for every tool that must verify it
+
+
+@pytest.fixture(scope="session")
+def public_registry(tools, tmp_path_factory) -> Public:
+    """An upstream registry anyone may pull from over verified HTTPS, as docker.io and quay.io are for embedded
+    images: its certificate is made here, and SSL_CERT_FILE=ca_bundle makes the tools trust it."""
+    root = tmp_path_factory.mktemp("public")
+    cert, key = root / "cert.pem", root / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   capture_output=True, check=True)  # fmt: skip
+    system = Path("/etc/ssl/certs/ca-certificates.crt")
+    bundle = root / "ca-bundle.pem"
+    bundle.write_text((system.read_text() if system.exists() else "") + cert.read_text())
+    with (root / "registry.log").open("w") as log, loopback_registry(root, None, None, log=log, tls=(cert, key)) as host:
+        try:
+            yield Public(host, bundle)
+        finally:
+            remove_local(f"{host}/")
+
+
 @pytest.fixture
 def creds(registry, monkeypatch) -> Registry:
     monkeypatch.setenv("REGISTRY_USERNAME", registry.username)

@@ -18,7 +18,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fake_github import FakeGitHub  # noqa: E402
-from helpers import KUBEFILE, copy_action, image_file, tool, write_tree  # noqa: E402
+from helpers import KUBEFILE, copy_action, image_file, localize_embedded, tool, write_tree  # noqa: E402
 
 pytestmark = [pytest.mark.act, pytest.mark.e2e]
 
@@ -39,13 +39,14 @@ def act_bin():
 
 
 @pytest.fixture(scope="session")
-def user_repo(registry, tmp_path_factory) -> Path:
+def user_repo(registry, public_registry, tmp_path_factory) -> Path:
     """examples/ plus a copy of this repository as its action, with the workflow generated the way users get it."""
     repo = tmp_path_factory.mktemp("act") / "repo"
     shutil.copytree(ROOT / "examples" / "applications", repo / "applications")
     # The example's openebs is layered FROM its calico: point it at this test's registry.
     openebs = repo / "applications/openebs/v3.9.0/Kubefile"
     openebs.write_text(openebs.read_text().replace("docker.io/example/", f"{registry.host}/act/"))
+    localize_embedded(repo, public_registry.host, tmp_path_factory.mktemp("upstream"))
     return generated(repo, registry, "apps:\n  ingress-nginx:\n    versions: [v1.9.4]\n")
 
 
@@ -76,9 +77,6 @@ def generated(repo: Path, registry, apps: str) -> Path:
         "builder: buildah\n"
         "tools: system\n"
         "tls_verify: false\n"
-        # The example embeds upstream images (quay.io, docker.io) that this offline machine cannot reach.
-        "check_images: false\n"
-        "save_images: false\n"
         + apps
     )
     gen = subprocess.run(
@@ -104,7 +102,7 @@ def github_api():
 
 
 @pytest.fixture
-def act(act_bin, user_repo, registry, github_api, tmp_path):
+def act(act_bin, user_repo, registry, public_registry, github_api, tmp_path):
     """Run one event through act; returns (exit code, combined output)."""
     secrets_file = tmp_path / "secrets.env"
     secrets_file.write_text(
@@ -114,7 +112,8 @@ def act(act_bin, user_repo, registry, github_api, tmp_path):
     def run(event: str, payload: dict | None = None, inputs: dict | None = None, repo: Path = user_repo
             ) -> tuple[int, str]:
         cmd = [act_bin, event, "-W", WORKFLOW, "--secret-file", str(secrets_file), *PLATFORMS,
-               "--env", f"GITHUB_API_URL={github_api.url}"]
+               "--env", f"GITHUB_API_URL={github_api.url}",
+               "--env", f"SSL_CERT_FILE={public_registry.ca_bundle}"]
         if payload is not None:  # act ignores --input when given an event file
             event_file = tmp_path / "event.json"
             event_file.write_text(json.dumps(payload))
@@ -137,6 +136,12 @@ def tags(registry, name: str) -> set[str]:
 def platforms(registry, ref: str) -> list[str]:
     index = json.loads(registry.raw(ref))
     return sorted(f"{m['platform']['os']}/{m['platform']['architecture']}" for m in index["manifests"])
+
+
+def entry_digest(registry, ref: str, arch: str) -> str:
+    """The digest of `arch`'s entry in the list ref."""
+    index = json.loads(registry.raw(ref))
+    return next(m["digest"] for m in index["manifests"] if m["platform"]["architecture"] == arch)
 
 
 def everything(registry) -> dict[str, bytes]:
@@ -174,13 +179,20 @@ def test_pull_request_builds_and_pushes_nothing(act, registry, user_repo):
     assert everything(registry) == before
 
 
-def test_dispatch_builds_one_app_version_for_both_arches_and_publishes_the_list(act, registry):
+def test_dispatch_builds_one_app_version_for_both_arches_and_publishes_the_list(act, registry, public_registry):
     code, out = act("workflow_dispatch", inputs={"app": "calico", "version": "v3.26.1"})
     assert code == 0, out[-4000:]
     assert registry.password not in out
     assert tags(registry, "calico") == {"v3.26.1", "v3.26.1-amd64", "v3.26.1-arm64"}
     assert platforms(registry, f"{registry.host}/act/calico:v3.26.1") == ["linux/amd64", "linux/arm64"]
     assert tags(registry, "openebs") == set()
+    # Each leg saved the embedded images into registry/, for its own arch only.
+    for arch in ("amd64", "arm64"):
+        ref = f"{registry.host}/act/calico:v3.26.1-{arch}"
+        for name, tag in (("operator", "v1.30.4"), ("cni", "v3.26.1"), ("node", "v3.26.1")):
+            link = f"registry/docker/registry/v2/repositories/upstream/{name}/_manifests/tags/{tag}/current/link"
+            digest = image_file(ref, link)
+            assert digest == entry_digest(registry, f"{public_registry.host}/upstream/{name}:{tag}", arch)
 
 
 def test_dispatch_of_a_version_config_does_not_list_builds_it_from_latest_in_a_copy(act, registry, user_repo):
@@ -212,6 +224,22 @@ def test_push_builds_only_the_app_version_it_changed(act, registry, user_repo):
         parent = json.loads(registry.raw(f"{registry.host}/act/calico:v3.26.1-{arch}"))["layers"]
         child = json.loads(registry.raw(f"{registry.host}/act/openebs:v3.9.0-{arch}"))["layers"]
         assert [layer["digest"] for layer in child[: len(parent)]] == [layer["digest"] for layer in parent]
+
+
+def test_a_push_that_changes_a_parent_rebuilds_the_parent_and_then_its_child(act, registry, user_repo):
+    before = git(user_repo, "rev-parse", "HEAD")
+    manifest = user_repo / "applications/calico/v3.26.1/cni/custom-resources.yaml"
+    manifest.write_text(manifest.read_text() + "# a parent change\n")
+    git(user_repo, "commit", "-qam", "touch calico")
+    after = git(user_repo, "rev-parse", "HEAD")
+    old = {app: registry.raw(f"{registry.host}/act/{app}:v3.26.1" if app == "calico" else
+                             f"{registry.host}/act/{app}:v3.9.0") for app in ("calico", "openebs")}  # fmt: skip
+    code, out = act("push", {"ref": "refs/heads/main", "before": before, "after": after})
+    assert code == 0, out[-4000:]
+    for app, version in (("calico", "v3.26.1"), ("openebs", "v3.9.0")):
+        assert registry.raw(f"{registry.host}/act/{app}:{version}") != old[app], app
+    # Stage order: the child's legs start only after the parent's list is published.
+    assert out.index("Success - Main Publish") < out.index(f"Main Build {registry.host}/act/openebs:v3.9.0-amd64")
 
 
 def test_schedule_builds_every_app_version_and_build_arch_app_is_a_one_arch_list(act, registry, github_api):

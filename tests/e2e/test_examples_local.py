@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from clusterimg.cli import main
+from helpers import localize_embedded
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,14 +29,14 @@ def test_examples_build_locally_with_buildah_in_stage_order(creds, tmp_path, cap
     (repo / "clusterimage.yaml").write_text(config.replace("repository: example", f"repository: {namespace}"))
     openebs = repo / "applications/openebs/v3.9.0/Kubefile"
     openebs.write_text(openebs.read_text().replace("docker.io/example/", f"{creds.host}/{namespace}/"))
+    localize_embedded(repo, creds.host, tmp_path / "upstream", creds.authfile)
 
     plan = json.loads(run(capsys, "plan", "--repo", repo, "--all", "--format", "json"))
     assert {(t["app"], t["stage"]) for t in plan["build"]} >= {("calico", 0), ("openebs", 1)}
     for stage in sorted({t["stage"] for t in plan["build"]}):
         for t in (t for t in plan["build"] if t["stage"] == stage):
             run(capsys, "build", repo / t["context"], "--image", f"{t['name']}:{t['version']}", "--arch", t["arch"],
-                "--inputs", t["inputs"], "--builder", "buildah", "--push", "--no-tls-verify",
-                "--no-save-images")  # the examples embed upstream images, which a test cannot pull
+                "--inputs", t["inputs"], "--builder", "buildah", "--push", "--no-tls-verify")
         for m in (m for m in plan["manifest"] if m["stage"] == stage):
             run(capsys, "manifest", m["image"], *[f"--arch={a}" for a in m["arches"]], "--no-tls-verify")
 

@@ -132,7 +132,8 @@ def test_an_image_the_registry_does_not_have_is_missing_for_every_arch(cli, tmp_
 def test_without_credentials_the_existing_login_is_used(cli, context, published, registry, monkeypatch):
     monkeypatch.setenv("REGISTRY_AUTH_FILE", str(registry.authfile))
 
-    result = cli("images", context, "--check", "--no-tls-verify", "--arch", "arm64", "--format", "json")
+    result = cli("images", context, "--check", "--no-tls-verify", "--registry", registry.host, "--arch", "arm64",
+                 "--format", "json")
 
     assert (result.code, pairs(json.loads(result.out))) == (1, [(published.amd64_only, "arm64")])
 

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from clusterimg import runner
 from clusterimg.cli import main
 from clusterimg.paths import scripts_dir
-from helpers import write_tree
+from helpers import push_two_arch, write_tree
 
 pytestmark = pytest.mark.e2e
 ARCHES = ("amd64", "arm64")
@@ -230,3 +231,38 @@ def test_a_committed_registry_dir_of_the_other_arch_refuses_the_push(capsys, tmp
     assert f"registry/ {name}: an image for linux/amd64, not linux/arm64" in err
     assert err.strip().splitlines()[-1].endswith("removed it before any push")
     assert not creds.has(f"{image}:v1-arm64")
+
+
+def test_a_re_pushed_upstream_tag_rebuilds_exactly_the_app_version_that_embeds_it(capsys, tmp_path, creds, upstream):
+    suffix = secrets.token_hex(3)
+    moving_ref = f"{creds.host}/e2e/upstream-{suffix}/moving:v1"
+    push_two_arch(moving_ref, "first", tmp_path, creds.authfile)
+    repo = write_tree(tmp_path / "repo", {
+        "clusterimage.yaml": f"registry: '{creds.host}'\nrepository: e2e-{suffix}\nbuilder: buildah\ntls_verify: false\n",
+        "applications/moving/v1/Kubefile": "FROM scratch\nCOPY registry ./registry\nCOPY images ./images\n",
+        "applications/moving/v1/images/shim/List": f"{moving_ref}\n",
+        "applications/steady/v1/Kubefile": "FROM scratch\nCOPY registry ./registry\nCOPY images ./images\n",
+        "applications/steady/v1/images/shim/List": f"{upstream.tool}\n",
+    })  # fmt: skip
+
+    def plan(*extra):
+        assert main(["plan", "--repo", str(repo), "--all", "--format", "json", *extra]) == 0
+        out = capsys.readouterr()
+        return json.loads(out.out), out.err
+
+    everything, _ = plan()
+    for t in everything["build"]:
+        runner.build(repo / t["context"], f"{t['name']}:{t['version']}", t["arch"], builder="buildah", push=True,
+                     tls_verify=False, inputs=t["inputs"])  # fmt: skip
+    for m in everything["manifest"]:
+        ins = [f"{t['arch']}={t['inputs']}" for t in everything["build"] if t["app"] == m["app"]]
+        runner.manifest(m["image"], m["arches"], inputs=ins, tls_verify=False)
+    nothing, _ = plan("--skip-unchanged")
+    assert nothing == {"build": [], "manifest": []}
+
+    push_two_arch(moving_ref, "second", tmp_path, creds.authfile)
+    again, err = plan("--skip-unchanged")
+    assert sorted((t["app"], t["arch"]) for t in again["build"]) == [("moving", "amd64"), ("moving", "arm64")]
+    assert [m["app"] for m in again["manifest"]] == ["moving"]
+    for arch in ARCHES:
+        assert f"rebuilding {creds.host}/e2e-{suffix}/moving:v1-{arch}: {moving_ref} moved from sha256:" in err
