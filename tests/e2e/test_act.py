@@ -206,14 +206,19 @@ def test_dispatch_of_a_version_config_does_not_list_builds_it_from_latest_in_a_c
     assert git(user_repo, "status", "--porcelain") == ""  # init.sh ran in a copy
 
 
+def push_event(repo: Path, rel: str, line: str) -> dict:
+    """Append `line` to one file of repo and commit it: the push event of that commit."""
+    before = git(repo, "rev-parse", "HEAD")
+    path = repo / rel
+    path.write_text(path.read_text() + line)
+    git(repo, "commit", "-qam", f"touch {rel}")
+    return {"ref": "refs/heads/main", "before": before, "after": git(repo, "rev-parse", "HEAD")}
+
+
 def test_push_builds_only_the_app_version_it_changed(act, registry, user_repo):
-    before = git(user_repo, "rev-parse", "HEAD")
-    kubefile = user_repo / "applications/openebs/v3.9.0/Kubefile"
-    kubefile.write_text(kubefile.read_text() + "# touched\n")
-    git(user_repo, "commit", "-qam", "touch openebs")
-    after = git(user_repo, "rev-parse", "HEAD")
+    event = push_event(user_repo, "applications/openebs/v3.9.0/Kubefile", "# touched\n")
     seen = {app: tags(registry, app) for app in ("calico", "helm", "ingress-nginx")}
-    code, out = act("push", {"ref": "refs/heads/main", "before": before, "after": after})
+    code, out = act("push", event)
     assert code == 0, out[-4000:]
     assert registry.password not in out
     assert tags(registry, "openebs") == {"v3.9.0", "v3.9.0-amd64", "v3.9.0-arm64"}
@@ -227,17 +232,13 @@ def test_push_builds_only_the_app_version_it_changed(act, registry, user_repo):
 
 
 def test_a_push_that_changes_a_parent_rebuilds_the_parent_and_then_its_child(act, registry, user_repo):
-    before = git(user_repo, "rev-parse", "HEAD")
-    manifest = user_repo / "applications/calico/v3.26.1/cni/custom-resources.yaml"
-    manifest.write_text(manifest.read_text() + "# a parent change\n")
-    git(user_repo, "commit", "-qam", "touch calico")
-    after = git(user_repo, "rev-parse", "HEAD")
-    old = {app: registry.raw(f"{registry.host}/act/{app}:v3.26.1" if app == "calico" else
-                             f"{registry.host}/act/{app}:v3.9.0") for app in ("calico", "openebs")}  # fmt: skip
-    code, out = act("push", {"ref": "refs/heads/main", "before": before, "after": after})
+    refs = {"calico": f"{registry.host}/act/calico:v3.26.1", "openebs": f"{registry.host}/act/openebs:v3.9.0"}
+    old = {app: registry.raw(ref) for app, ref in refs.items()}
+    event = push_event(user_repo, "applications/calico/v3.26.1/cni/custom-resources.yaml", "# a parent change\n")
+    code, out = act("push", event)
     assert code == 0, out[-4000:]
-    for app, version in (("calico", "v3.26.1"), ("openebs", "v3.9.0")):
-        assert registry.raw(f"{registry.host}/act/{app}:{version}") != old[app], app
+    for app, ref in refs.items():
+        assert registry.raw(ref) != old[app], app
     # Stage order: the child's legs start only after the parent's list is published.
     assert out.index("Success - Main Publish") < out.index(f"Main Build {registry.host}/act/openebs:v3.9.0-amd64")
 
