@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: example test lint bench
+.PHONY: example test bench
 
 # Install clusterimg-gen and generate the example repository's pipeline, then show its plan.
 example:
