@@ -55,6 +55,21 @@ retry() {
   done
 }
 
+# Runs the command "$@" when the script ends, after those given later. A signal ends the script as an exit would, so
+# it runs then too. Scripts register cleanups here, never with `trap … EXIT`, which would drop the others.
+_exit_cmds=()
+at_exit() {
+  _exit_cmds=("$(printf '%q ' "$@")" "${_exit_cmds[@]}")
+  trap _run_exit_cmds EXIT
+  trap 'exit 129' HUP
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+_run_exit_cmds() {
+  local cmd
+  for cmd in "${_exit_cmds[@]}"; do eval "$cmd" || true; done
+}
+
 # Sets CIMG_GEN to clusterimg-gen: the one given, else one pip-installed from the checkout at $1 into a venv.
 clusterimg_gen_venv() {
   if [[ -n ${CIMG_GEN:-} ]]; then return 0; fi
