@@ -28,6 +28,7 @@ if [[ -n ${CIMG_USERNAME:-} ]]; then
   fi
   [[ -n ${CIMG_PASSWORD:-} ]] || die "a username was given for $registry but no password"
   mask "$CIMG_PASSWORD"
+  step_auth_file # clusterimg-gen logs in to it
   args+=(--registry "$registry")
 fi
 
