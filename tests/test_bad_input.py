@@ -30,6 +30,10 @@ CASES = {
     "newline": ('repository: acme\napps:\n  calico:\n    build_args:\n      A: "a\\nb"\n', "apps.calico.build_args.A"),
     "secret-name": ("repository: acme\nsecrets:\n  password: GITHUB_TOKEN\n", "GITHUB_TOKEN"),
     "bool-not-string": ("repository: acme\ntls_verify: 'no'\n", "tls_verify"),
+    "pull-requests-value": (
+        "repository: acme\npull_requests: forks\n",
+        "clusterimage.yaml: pull_requests: 'forks': expected one of same-repo, hosted, all, off",
+    ),
     "template-version-clash": (
         "repository: acme\napps:\n  calico:\n    versions: [v3.26.1]\n", "apps.calico.versions"
     ),
