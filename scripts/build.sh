@@ -51,7 +51,7 @@ fi
 # An in-tree parent, written as its list or as any arch's tag, is built FROM this arch's own image of it.
 if [[ -n ${CIMG_PARENTS:-} ]]; then
   rewritten=$(mktemp "${RUNNER_TEMP:-${TMPDIR:-/tmp}}/Kubefile.XXXXXX")
-  trap 'rm -f "$rewritten"' EXIT
+  at_exit rm -f "$rewritten"
   CIMG_ARCH=$arch awk '
     BEGIN {
       n = split(ENVIRON["CIMG_PARENTS"], pairs, "\n")

@@ -28,6 +28,7 @@ if [[ -n ${CIMG_USERNAME:-} ]]; then
   [[ -n $registry ]] || die "registry or image is required with username"
   [[ -n ${CIMG_PASSWORD:-} ]] || die "a username was given for $registry but no password"
   mask "$CIMG_PASSWORD" "the password for $registry"
+  step_auth_file # clusterimg-gen logs in to it
 fi
 
 group_start "check embedded images for linux/$arch"

@@ -31,6 +31,14 @@ if [[ $tools == system ]]; then
 fi
 [[ $tools == download ]] || die "tools must be download or system, got '$tools'"
 
+# Only verified copies go on PATH, in a new directory of this job's own: the tool cache is writable by every job on
+# this runner, so whatever else it holds stays off PATH and nothing in it is trusted without a pin.
+tools_dir=$(mktemp -d "${RUNNER_TEMP:-${TMPDIR:-/tmp}}/clusterimage-tools.XXXXXX")
+bindir=$tools_dir/bin
+scratch=$tools_dir/scratch
+mkdir "$bindir" "$scratch"
+at_exit rm -rf "$scratch"
+
 fill() {
   local s=${1//\{version\}/$2}
   printf '%s\n' "${s//\{arch\}/$arch}"
@@ -54,26 +62,11 @@ download() {
   mv "$2.part" "$2"
 }
 
-# True when $1 on PATH reports version $2 (any, when empty) via "$1 ${@:3}". Our cache is not trusted until verified.
-on_path() {
-  local bin found
-  bin=$(command -v "$1") || return 1
-  [[ $bin != "$cache"/* ]] || return 1
-  if [[ -z $2 ]]; then
-    log "using $1 from $bin"
-    return 0
-  fi
-  found=$("$bin" "${@:3}" 2>/dev/null | grep -Eo '[0-9]+\.[0-9]+\.[0-9]+[^ "]*' | head -n1 || true)
-  if [[ $found == "$2" ]]; then
-    log "using $1 $2 from $bin"
-    return 0
-  fi
-  return 1
-}
-
-add_path() {
-  export PATH="$1:$PATH"
-  if [[ -n ${GITHUB_PATH:-} ]]; then printf '%s\n' "$1" >>"$GITHUB_PATH"; fi
+# The cached download $1 of $2, fetched first when absent, copied to $3; the copy is what gets hashed and used.
+from_cache() {
+  mkdir -p "$(dirname "$1")"
+  if [[ ! -f $1 ]]; then download "$2" "$1"; fi
+  cp "$1" "$3"
 }
 
 mismatch() {
@@ -82,72 +75,59 @@ mismatch() {
 }
 
 install_buildah() {
-  local ver=${CIMG_BUILDAH_VERSION:-} want=${CIMG_BUILDAH_SHA256:-} dir bin got
+  local ver=${CIMG_BUILDAH_VERSION:-} want=${CIMG_BUILDAH_SHA256:-} url bin=$bindir/buildah got
   ver=${ver#v}
-  if on_path buildah "$ver" --version; then return; fi
-  [[ -n $ver ]] || die "buildah is not on PATH: set buildah-version to download it, or use tools=system"
+  [[ -n $ver ]] || die "buildah-version is empty: set it to download a verified buildah, or use tools=system"
   [[ -n ${CIMG_BUILDAH_URL:-} ]] || die "buildah-url is required to download buildah"
-  dir=$cache/buildah/$ver/$arch
-  bin=$dir/buildah
-  mkdir -p "$dir"
-  if [[ ! -f $bin ]]; then download "$(fill "$CIMG_BUILDAH_URL" "$ver")" "$bin"; fi
-  got=$(sha_of "$bin")
+  url=$(fill "$CIMG_BUILDAH_URL" "$ver")
   if [[ -n $want ]]; then
-    [[ ${got,,} == "${want,,}" ]] || mismatch "$bin" "buildah $ver ($arch)" "$got" "$want"
+    from_cache "$cache/buildah/$ver/$arch/buildah" "$url" "$bin"
+    got=$(sha_of "$bin")
+    [[ ${got,,} == "${want,,}" ]] || mismatch "$cache/buildah/$ver/$arch/buildah" "buildah $ver ($arch)" "$got" "$want"
+    log "buildah $ver ($arch) verified: $got"
   else
-    # Unpinned: trust on first use, then hold the cache to what was first recorded.
-    if [[ -f $bin.sha256 && $(<"$bin.sha256") != "$got" ]]; then
-      mismatch "$bin" "cached buildah $ver ($arch)" "$got" "$(<"$bin.sha256")"
-    fi
-    printf '%s\n' "$got" >"$bin.sha256"
-    warn "buildah $ver ($arch) is not pinned; its sha256 is $got. Set buildah-sha256-$arch to pin it."
+    # No pin, no trust to keep: a copy on this runner could be anyone's, so fetch it afresh every time.
+    download "$url" "$bin"
+    got=$(sha_of "$bin")
+    warn "buildah $ver ($arch) is not pinned, so it is downloaded on every run; its sha256 is $got." \
+      "Set buildah-sha256-$arch (clusterimg-gen lock does) to pin it and cache it."
     summary "> [!WARNING]" \
-      "> buildah $ver ($arch) is not pinned; its sha256 is \`$got\`. Set \`buildah-sha256-$arch\` to pin it."
+      "> buildah $ver ($arch) is not pinned, so it is downloaded on every run; its sha256 is \`$got\`." \
+      "> Set \`buildah-sha256-$arch\` (\`clusterimg-gen lock\` does) to pin it and cache it."
   fi
   chmod +x "$bin"
-  add_path "$dir"
-  log "buildah $ver ($arch) verified: $got"
 }
 
 install_sealos() {
-  local ver=${CIMG_SEALOS_VERSION:-} want=${CIMG_SEALOS_SHA256:-} url dir tarball name sums got tmp
+  local ver=${CIMG_SEALOS_VERSION:-} want=${CIMG_SEALOS_SHA256:-} url name tarball got
   ver=${ver#v}
-  if on_path sealos "$ver" version --short; then return; fi
-  [[ -n $ver ]] || die "sealos is not on PATH: set sealos-version to download it, or use tools=system"
+  [[ -n $ver ]] || die "sealos-version is empty: set it to download a verified sealos, or use tools=system"
   [[ -n ${CIMG_SEALOS_URL:-} ]] || die "sealos-url is required to download sealos"
   url=$(fill "$CIMG_SEALOS_URL" "$ver")
   name=${url##*/}
   name=${name%%\?*}
-  dir=$cache/sealos/$ver/$arch
-  tarball=$dir/$name
-  mkdir -p "$dir"
+  tarball=$cache/sealos/$ver/$arch/$name
   if [[ -z $want ]]; then
     local sums_url
     [[ -n ${CIMG_SEALOS_CHECKSUMS_URL:-} ]] ||
       die "sealos-checksums-url is required when sealos-sha256-$arch is not set"
     sums_url=$(fill "$CIMG_SEALOS_CHECKSUMS_URL" "$ver")
-    sums=$dir/checksums.txt
-    download "$sums_url" "$sums"
-    want=$(awk -v f="$name" '$2 == f || $2 == "*" f { print $1; exit }' "$sums")
+    # The release's own sums, fetched for this run only: a copy kept on this runner is never trusted.
+    download "$sums_url" "$scratch/checksums.txt"
+    want=$(awk -v f="$name" '$2 == f || $2 == "*" f { print $1; exit }' "$scratch/checksums.txt")
     [[ -n $want ]] || die "$name is not listed in $sums_url"
   fi
-  if [[ ! -f $tarball ]]; then download "$url" "$tarball"; fi
-  got=$(sha_of "$tarball")
+  from_cache "$tarball" "$url" "$scratch/$name"
+  got=$(sha_of "$scratch/$name")
   [[ ${got,,} == "${want,,}" ]] || mismatch "$tarball" "$name" "$got" "$want"
-  # The binary is re-extracted from the just-verified tarball every time, so a tampered cached binary never runs.
-  tmp=$(mktemp -d "$dir/.x.XXXXXX")
-  tar -xzf "$tarball" -C "$tmp" --no-same-owner sealos || {
-    rm -rf "$tmp"
-    die "$name has no top-level sealos binary"
-  }
-  chmod +x "$tmp/sealos"
-  mv -f "$tmp/sealos" "$dir/sealos"
-  rm -rf "$tmp"
-  add_path "$dir"
+  tar -xzf "$scratch/$name" -C "$scratch" --no-same-owner sealos || die "$name has no top-level sealos binary"
+  mv -f "$scratch/sealos" "$bindir/sealos"
+  chmod +x "$bindir/sealos"
   log "sealos $ver ($arch) verified: $got"
 }
 
 group_start "install ${need[*]} ($arch)"
 install_buildah
 if [[ $builder == sealos ]]; then install_sealos; fi
+if [[ -n ${GITHUB_PATH:-} ]]; then printf '%s\n' "$bindir" >>"$GITHUB_PATH"; fi
 group_end

@@ -58,6 +58,32 @@ retry() {
   done
 }
 
+# Runs the command "$@" when the script ends, after those given later. A signal ends the script as an exit would, so
+# it runs then too. Scripts register cleanups here, never with `trap … EXIT`, which would drop the others.
+_exit_cmds=()
+at_exit() {
+  _exit_cmds=("$(printf '%q ' "$@")" "${_exit_cmds[@]}")
+  trap _run_exit_cmds EXIT
+  trap 'exit 129' HUP
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+_run_exit_cmds() {
+  local cmd
+  for cmd in "${_exit_cmds[@]}"; do eval "$cmd" || true; done
+}
+
+# Points REGISTRY_AUTH_FILE at a new file of this step's own, removed when the script ends: a self-hosted runner
+# outlives its jobs, and no later job may find credentials on it. A REGISTRY_AUTH_FILE the caller set is theirs.
+step_auth_file() {
+  [[ -z ${REGISTRY_AUTH_FILE:-} ]] || return 0
+  local dir
+  # A directory of our own: a root-owned file in a sticky /tmp could not be removed by this user.
+  dir=$(mktemp -d "${RUNNER_TEMP:-${TMPDIR:-/tmp}}/clusterimg-auth.XXXXXX") || die "cannot create an auth file"
+  at_exit rm -rf "$dir"
+  export REGISTRY_AUTH_FILE=$dir/auth.json
+}
+
 # Sets CIMG_GEN to clusterimg-gen: the one given, else one pip-installed from the checkout at $1 into a venv.
 clusterimg_gen_venv() {
   if [[ -n ${CIMG_GEN:-} ]]; then return 0; fi
@@ -140,7 +166,7 @@ _login_once() {
 
 # A login that would store the credentials already stored changes nothing; skip its round trip.
 _logged_in() {
-  local file=${REGISTRY_AUTH_FILE:-/run/containers/0/auth.json} auth
+  local file=$REGISTRY_AUTH_FILE auth
   [[ -r $file ]] || return 1
   auth=$(printf '%s:%s' "$CIMG_USERNAME" "$CIMG_PASSWORD" | base64 -w0)
   [[ $(<"$file") =~ "\"$1\":"[[:space:]]*"{"[^}]*"\"auth\":"[[:space:]]*"\"$auth\"" ]]
@@ -150,6 +176,7 @@ registry_login() {
   [[ -n ${CIMG_USERNAME:-} ]] || return 0
   [[ -n ${CIMG_PASSWORD:-} ]] || die "a username was given for $1 but no password"
   mask "$CIMG_PASSWORD" "the password for $1"
+  step_auth_file
   if _logged_in "$1"; then
     log "already logged in to $1 as $CIMG_USERNAME"
     return 0

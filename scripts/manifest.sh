@@ -23,7 +23,7 @@ cleanup() {
   if [[ $pushed == false ]]; then priv buildah manifest rm "$list" >/dev/null 2>&1 || true; fi
   rm -rf "$tmp"
 }
-trap cleanup EXIT
+at_exit cleanup
 
 # Reads the image index JSON in $1: "<os>/<arch>" of each entry into platforms, its digest into digests, in list
 # order. Plain bash: jq 1.6 alone costs a login's time.

@@ -57,6 +57,7 @@ if [[ ${unchanged:-false} == true && ${CIMG_FORCE:-false} != true ]]; then
   if [[ -n ${CIMG_USERNAME:-} ]]; then
     [[ -n ${CIMG_REGISTRY:-} ]] || die "registry is required with username"
     mask "$CIMG_PASSWORD" "the password for $CIMG_REGISTRY"
+    step_auth_file
     retry skopeo_login || die "login to $CIMG_REGISTRY as $CIMG_USERNAME failed"
   fi
 fi

@@ -8,7 +8,7 @@ ref=${CIMG_REF:-}
 [[ -n $ref ]] || die "ref is required"
 registry=${CIMG_REGISTRY:-$(registry_of "$ref")}
 digestfile=$(mktemp)
-trap 'rm -f "$digestfile"' EXIT
+at_exit rm -f "$digestfile"
 
 registry_login "$registry"
 group_start "push $ref"

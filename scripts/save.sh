@@ -46,7 +46,7 @@ stop_server() {
   fi
   rm -rf "$work"
 }
-trap stop_server EXIT
+at_exit stop_server
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 

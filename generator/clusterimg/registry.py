@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -179,7 +180,8 @@ def _message(stderr: str) -> str:
 def auth(
     host: str, username: str | None, password: str | None, *, tls_verify: bool, retries: int = 3
 ) -> Iterator[str | None]:
-    """A temporary auth file logged in to `host` when a username is given; else None, for the existing auth."""
+    """An auth file logged in to `host` when a username is given: REGISTRY_AUTH_FILE when set (the action's scripts
+    set one for the step and remove it), else a temporary one. Without a username, None, for the existing auth."""
     if not username:
         yield None
         return
@@ -188,7 +190,7 @@ def auth(
     if "\n" in password or "\r" in password:  # no registry takes one; refused before skopeo ever sees it
         raise UserError(f"the password for {host} contains a line break; it must be one line")
     with tempfile.TemporaryDirectory(prefix="clusterimg-auth-") as tmp:
-        authfile = str(Path(tmp) / "auth.json")
+        authfile = os.environ.get("REGISTRY_AUTH_FILE") or str(Path(tmp) / "auth.json")
         cmd = ["skopeo", "login", "--authfile", authfile, _tls(tls_verify),
                "--username", username, "--password-stdin", host]  # fmt: skip
         try:
