@@ -18,6 +18,7 @@ from .config import _Checker
 from .errors import ConfigError, GitHubError, UserError
 from .model import CONFIG_FILE, TOOL_VERSION, Arch, Config
 from .pins import DEFAULTS
+from .write import put
 
 LOCK_FILE = "clusterimage.lock"
 HEADER = (
@@ -115,8 +116,6 @@ def run(repo: Path, update: tuple[str, ...], api_url: str | None) -> list[str]:
         old = None  # a full refresh replaces a broken lock
     with github.connect(api_url) as gh:
         new = resolve(gh, config, sealos_pinned=sealos_pinned, old=old, update=update)
-    from .write import put  # imports render, which imports this module
-
     lines = changes(old, new)
     lines.append(f"wrote {LOCK_FILE}" if put(Path(repo), {LOCK_FILE: dump(new)}) else f"{LOCK_FILE} up to date")
     return lines
