@@ -12,7 +12,7 @@ import jinja2
 from . import __version__, paths
 from .layout import Layout
 from .lock import Lock, tool_versions
-from .model import LOCK_WORKFLOW_FILE, MARKER, VENDOR_DIR, WORKFLOW_FILE, Arch, Config, Plan
+from .model import LOCK_WORKFLOW_FILE, MARKER, VENDOR_DIR, VENDORED, WORKFLOW_FILE, Arch, Config, Plan
 from .pins import DEFAULTS, Pin
 
 REGENERATE = "clusterimg-gen workflows"
@@ -141,8 +141,10 @@ def _uses(config: Config, sub: str, lock: Lock | None) -> str:
     if ref.startswith("./"):
         # `$/` is GitHub's newer self-repository form, but nektos/act and GHES releases cannot resolve it yet.
         return ref + " # zizmor: ignore[self-repository]"
-    repo = "/".join(config.action_ref.split("@")[0].split("/")[:2])
-    tag = lock.actions.get(repo, ("", ""))[0] if lock else ""
+    path, _, sha = config.action_ref.partition("@")
+    # The lock's tag only while it names this very commit: a newer release moves the sha before the next `lock`.
+    locked = lock.actions.get("/".join(path.split("/")[:2])) if lock else None
+    tag = locked[0] if locked and locked[1] == sha else config.action_tag
     return f"{ref} # {tag}" if tag else ref
 
 
@@ -178,6 +180,7 @@ def lock_workflow(config: Config, lock: Lock | None) -> str:
         control_runner=_runs_on(config.runners[config.arches[0]]),
         checkout=_checkout(lock).uses,
         uses_lock=_uses(config, "lock", lock),
+        action=config.action or VENDORED,
     )
 
 
