@@ -63,6 +63,7 @@ def test_action_vendored_keeps_the_copy_even_when_the_package_names_its_release(
     assert cli("workflows", "--repo", repo).code == 0
     assert "./.github/actions/clusterimage # zizmor" in (repo / WORKFLOW).read_text()
     assert (repo / ".github/actions/clusterimage/scripts/plan.sh").is_file()
+    assert (repo / ".github/actions/clusterimage/requirements/runner.txt").is_file()
 
 
 def test_a_configured_action_wins_over_the_release_and_gets_no_tag_it_cannot_vouch_for(cli, tree, released):

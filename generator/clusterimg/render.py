@@ -153,7 +153,8 @@ def vendored_action() -> dict[str, str]:
     root = paths.action_root()
     pkg = Path(__file__).resolve().parent
     files: dict[str, str] = {}
-    for rel in ("action.yml", "manifest/action.yml", "plan/action.yml", "lock/action.yml", "pyproject.toml"):
+    for rel in ("action.yml", "manifest/action.yml", "plan/action.yml", "lock/action.yml", "pyproject.toml",
+                "requirements/runner.txt", "requirements/github.txt"):
         files[rel] = (root / rel).read_text(encoding="utf-8")
     for sub in ("scripts", "templates"):
         for path in sorted((root / sub).iterdir()):
