@@ -1,12 +1,19 @@
 """A released wheel names its release: zero config then uses that commit of the action instead of a vendored copy."""
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
-from clusterimg import release
+from clusterimg import __version__, release
 from fake_github import FakeGitHub
+from helpers import KUBEFILE, ROOT, copy_action, write_tree
+from test_lint import actionlint, schema, workflow_parser, zizmor
 from test_lock import ENV, seed
 
 WORKFLOW = ".github/workflows/clusterimage.yml"
@@ -120,3 +127,116 @@ def test_broken_release_metadata_is_one_line_naming_the_file(cli, tree, released
     result = cli("workflows", "--repo", tree())
     assert result.code == 3, result.err
     assert "release.json" in result.err and result.err.count("\n") == 1 and "Traceback" not in result.err
+
+
+# --- the release workflow's script and the wheel it builds ------------------------------------------------------------
+
+RELEASE_SH = ROOT / ".github/scripts/release.sh"
+VERSION = __version__
+TOKEN = "ghs_" + "5" * 36
+
+
+def release_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CIMG_"))}
+    return {**env, "GITHUB_REF_NAME": f"v{VERSION}", "GITHUB_REPOSITORY": ACTION, "GITHUB_SHA": SHA,
+            "CIMG_RETRY_DELAY": "0", **extra}
+
+
+def release_sh(*args: str, cwd: Path = ROOT, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(cwd / ".github/scripts/release.sh"), *args], capture_output=True, text=True,
+                          env=release_env(**env))
+
+
+@pytest.fixture
+def api(monkeypatch):
+    with FakeGitHub() as gh:
+        gh.token = TOKEN
+        yield gh
+
+
+def test_publish_creates_the_release_with_the_pinned_line_and_moves_the_major_tag(api):
+    major = "v" + VERSION.split(".")[0]
+    api.tag(ACTION, major, "0" * 40)
+    proc = release_sh("publish", GITHUB_API_URL=api.url, GITHUB_TOKEN=TOKEN)
+    assert proc.returncode == 0, proc.stderr
+    body = api.created[(ACTION, f"v{VERSION}")]
+    assert body["generate_release_notes"] is True
+    assert f"- uses: {ACTION}@{SHA} # v{VERSION}\n" in body["body"]
+    assert api.tags[(ACTION, major)] == (SHA, None)
+    assert TOKEN not in proc.stderr + proc.stdout
+    # A re-run (say, after the tag move failed) finds the release there and moves the tag again.
+    proc = release_sh("publish", GITHUB_API_URL=api.url, GITHUB_TOKEN=TOKEN)
+    assert proc.returncode == 0, proc.stderr
+    assert "exists already" in proc.stderr
+
+
+def test_publish_creates_the_major_tag_when_there_is_none(api):
+    proc = release_sh("publish", GITHUB_API_URL=api.url, GITHUB_TOKEN=TOKEN)
+    assert proc.returncode == 0, proc.stderr
+    assert api.tags[(ACTION, "v" + VERSION.split(".")[0])] == (SHA, None)
+    assert [r.method for r in api.requests if "/git/refs" in r.path] == ["PATCH", "POST"]
+
+
+def test_a_refused_tag_move_fails_naming_the_command_that_moves_it_by_hand(api):
+    api.fail(422, "error_422_ref_missing", prefix=f"/repos/{ACTION}/git/refs")
+    proc = release_sh("publish", GITHUB_API_URL=api.url, GITHUB_TOKEN=TOKEN)
+    assert proc.returncode == 1
+    assert f"git push --force origin {SHA}:refs/tags/v" in proc.stderr
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("GITHUB_REF_NAME", "v9.9.9", "does not match version"),
+    ("GITHUB_REF_NAME", "v1", "not a release tag"),
+    ("GITHUB_SHA", "main", "not a commit SHA"),
+])
+def test_stamp_refuses_a_tag_or_commit_that_is_not_this_release(tmp_path, name, value, message):
+    for rel in ("pyproject.toml", "generator/clusterimg/__init__.py", "scripts/lib.sh", ".github/scripts/release.sh"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, tmp_path / rel)
+    proc = release_sh("stamp", cwd=tmp_path, **{name: value})
+    assert proc.returncode == 1 and message in proc.stderr
+    assert not (tmp_path / "generator/clusterimg/release.json").exists()
+    assert release_sh("stamp", cwd=tmp_path).returncode == 0
+    assert json.loads((tmp_path / "generator/clusterimg/release.json").read_text()) == {
+        "repository": ACTION, "sha": SHA, "tag": f"v{VERSION}"}
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory) -> Path:
+    """The wheel the release workflow's build job makes, from a copy of this tree."""
+    src = tmp_path_factory.mktemp("release") / "src"
+    copy_action(src)
+    shutil.copytree(ROOT / ".github", src / ".github")
+    for step in (("stamp",), ("build", str(src / "dist"))):
+        proc = release_sh(*step, cwd=src)
+        assert proc.returncode == 0, proc.stderr
+    (built,) = (src / "dist").glob("*.whl")
+    return built
+
+
+def test_a_workflow_generated_from_the_released_wheel_uses_its_commit_passes_every_linter_and_copies_nothing(
+    wheel, tmp_path
+):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    pip = [sys.executable, "-m", "pip", "--python", str(venv / "bin/python"), "install", "--quiet",
+           "--disable-pip-version-check", "--no-deps"]
+    subprocess.run([*pip, "--require-hashes", "-r", str(ROOT / "requirements/runner.txt")], check=True)
+    subprocess.run([*pip, str(wheel)], check=True)
+    repo = tmp_path / "repo"
+    write_tree(repo, {"clusterimage.yaml": "repository: acme\nlock_refresh: '1 2 * * 3'\n",
+                      "applications/calico/v3.26.1/Kubefile": KUBEFILE})
+    proc = subprocess.run([str(venv / "bin/clusterimg-gen"), "workflows", "--repo", str(repo)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.relative_to(repo).as_posix() for p in (repo / ".github").rglob("*") if p.is_file()) == [
+        LOCK_WORKFLOW, WORKFLOW]
+    text = (repo / WORKFLOW).read_text()
+    for sub in ("", "/plan", "/manifest"):
+        assert f"uses: {ACTION}{sub}@{SHA} # v{VERSION}\n" in text
+    assert f"uses: {ACTION}/lock@{SHA} # v{VERSION}\n" in (repo / LOCK_WORKFLOW).read_text()
+    workflows = sorted((repo / ".github/workflows").glob("*.yml"))
+    assert zizmor(repo / ".github") == []
+    assert actionlint(*workflows) == ""
+    assert schema("workflows", *workflows) == ""
+    assert workflow_parser(*workflows) == ""
