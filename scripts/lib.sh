@@ -84,14 +84,44 @@ step_auth_file() {
   export REGISTRY_AUTH_FILE=$dir/auth.json
 }
 
-# Sets CIMG_GEN to clusterimg-gen: the one given, else one pip-installed from the checkout at $1 into a venv.
+# Sets CIMG_GEN to clusterimg-gen: the one given, else the checkout at $1 run in a venv that holds exactly the
+# hashed pins of its requirements/runner.txt, plus requirements/<name>.txt for each further argument (github).
 clusterimg_gen_venv() {
   if [[ -n ${CIMG_GEN:-} ]]; then return 0; fi
-  local venv=${RUNNER_TEMP:-${TMPDIR:-/tmp}}/clusterimg-gen-venv
-  if [[ ! -x "$venv/bin/clusterimg-gen" ]]; then
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "$(cd "$1" && pwd)"
+  local root name files=() reqs=() venv stamp
+  root=$(cd "$1" && pwd)
+  for name in runner "${@:2}"; do
+    files+=("$root/requirements/$name.txt")
+    reqs+=(-r "$root/requirements/$name.txt")
+  done
+  venv=${RUNNER_TEMP:-${TMPDIR:-/tmp}}/clusterimg-gen-venv
+  if (($# > 1)); then venv+=$(printf -- '-%s' "${@:2}"); fi
+  stamp=$(printf '%s\n' "$root" | cat - "${files[@]}" | sha256sum)
+  if [[ -x $venv/bin/clusterimg-gen && -f $venv/.stamp && $(<"$venv/.stamp") == "$stamp" ]]; then
+    CIMG_GEN=$venv/bin/clusterimg-gen
+    return 0
   fi
+  rm -rf "$venv"
+  # No credential reaches pip or what it runs. A pip of the runner's own Python fills a venv made without one,
+  # which saves seeding it (several seconds); an older pip, without --python, gets the seeded one.
+  (
+    unset CIMG_PASSWORD CIMG_USERNAME CIMG_TOKEN GITHUB_TOKEN GH_TOKEN REGISTRY_PASSWORD REGISTRY_USERNAME \
+      ACTIONS_ID_TOKEN_REQUEST_TOKEN
+    python3 -m venv --without-pip "$venv" || exit
+    pip=(python3 -m pip --python "$venv/bin/python")
+    if ! "${pip[@]}" --version >/dev/null 2>&1; then
+      "$venv/bin/python" -m ensurepip --default-pip >/dev/null || exit
+      pip=("$venv/bin/python" -m pip)
+    fi
+    "${pip[@]}" install --quiet --disable-pip-version-check --no-input --require-hashes --no-deps \
+      --only-binary=:all: "${reqs[@]}"
+  ) || die "could not install clusterimg-gen's pinned requirements (${files[*]#"$root/"}) into $venv"
+  # The package is the checkout itself, on a path entry as an editable install writes: nothing is built or fetched.
+  "$venv/bin/python" -c 'import site, sys; open(site.getsitepackages()[0] + "/clusterimg.pth", "w").write(sys.argv[1])' \
+    "$root/generator"
+  printf '#!/bin/sh\nexec "%s" -m clusterimg "$@"\n' "$venv/bin/python" >"$venv/bin/clusterimg-gen"
+  chmod +x "$venv/bin/clusterimg-gen"
+  printf '%s' "$stamp" >"$venv/.stamp"
   CIMG_GEN=$venv/bin/clusterimg-gen
 }
 

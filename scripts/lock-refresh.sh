@@ -12,9 +12,12 @@ base=${CIMG_BASE:-$(git -C "$repo" rev-parse --abbrev-ref HEAD)}
 api=${GITHUB_API_URL:-https://api.github.com}
 [[ -n ${GITHUB_REPOSITORY:-} ]] || die "GITHUB_REPOSITORY is not set"
 
-clusterimg_gen_venv "$CIMG_ACTION_PATH/.."
-GITHUB_TOKEN=$CIMG_TOKEN "$CIMG_GEN" lock --repo "$repo"
-"$CIMG_GEN" workflows --repo "$repo"
+clusterimg_gen_venv "$CIMG_ACTION_PATH/.." github
+# This checkout carries no release metadata: the generated workflow names the action it was made with.
+action=()
+if [[ -n ${CIMG_ACTION:-} ]]; then action=(--action "$CIMG_ACTION"); fi
+GITHUB_TOKEN=$CIMG_TOKEN "$CIMG_GEN" lock --repo "$repo" ${action[@]+"${action[@]}"}
+"$CIMG_GEN" workflows --repo "$repo" ${action[@]+"${action[@]}"}
 
 if [[ -z $(git -C "$repo" status --porcelain -- clusterimage.lock .github) ]]; then
   log "pins unchanged; no pull request"

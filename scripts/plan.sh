@@ -4,8 +4,6 @@ set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-clusterimg_gen_venv "$CIMG_ACTION_PATH/.."
-
 # skopeo as this user: the plan's lookups run as this user, unlike the builds.
 skopeo_login() {
   printf '%s' "$CIMG_PASSWORD" |
@@ -13,6 +11,7 @@ skopeo_login() {
 }
 
 args=(plan --repo "${CIMG_REPO:-.}")
+locks=()
 case "${CIMG_EVENT:-}" in
   push)
     # A new branch has no `before`: build everything.
@@ -21,6 +20,7 @@ case "${CIMG_EVENT:-}" in
       # A push run cancelled while pending never built its changes: diff from the last run that succeeded.
       if [[ -n ${CIMG_WORKFLOW:-} && -n ${CIMG_TOKEN:-} ]]; then
         args+=(--since-last-success "$CIMG_WORKFLOW")
+        locks=(github) # only this lookup talks to GitHub, so only it installs the API client
         mask "$CIMG_TOKEN"
         export GITHUB_TOKEN=$CIMG_TOKEN
       fi
@@ -61,6 +61,8 @@ if [[ ${unchanged:-false} == true && ${CIMG_FORCE:-false} != true ]]; then
     retry skopeo_login || die "login to $CIMG_REGISTRY as $CIMG_USERNAME failed"
   fi
 fi
+
+clusterimg_gen_venv "$CIMG_ACTION_PATH/.." ${locks[@]+"${locks[@]}"}
 
 # One run gives both the matrices and the summary: with --skip-unchanged, each run asks the registry.
 if [[ -n "${GITHUB_STEP_SUMMARY:-}" ]]; then args+=(--summary "$GITHUB_STEP_SUMMARY"); fi

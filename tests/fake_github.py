@@ -1,4 +1,4 @@
-"""A loopback GitHub: just the REST endpoints `lock` and `dispatch` use, on 127.0.0.1, in a thread.
+"""A loopback GitHub: just the REST endpoints `lock`, `dispatch` and the release workflow use, on 127.0.0.1, in a thread.
 
 Responses are built from the JSON in github_fixtures/, shaped like GitHub's documented responses, with synthetic
 values. Asset downloads go the documented way: the asset endpoint with `Accept: application/octet-stream`
@@ -76,6 +76,7 @@ class FakeGitHub:
         self.runs: dict[tuple[str, str], list[dict]] = {}  # (repo, file) → its runs, newest first
         self.branches: set[str] = {"main"}  # what a pull request may target
         self.pulls: list[tuple[str, str, str]] = []  # (repo, head, base) of each open pull request
+        self.created: dict[tuple[str, str], dict] = {}  # (repo, tag) → the body of each release created here
         self.token: str | None = None  # when set, any other Authorization is a 401
         self.failure: Failure | None = None
         self.answers: list[Answer] = []
@@ -157,6 +158,9 @@ def _handler(gh: FakeGitHub):
 
         def do_PUT(self):
             self._serve("PUT")
+
+        def do_PATCH(self):
+            self._serve("PATCH")
 
         def _serve(self, method: str) -> None:
             url = urlsplit(self.path)
@@ -254,6 +258,39 @@ def _handler(gh: FakeGitHub):
                 if req.headers.get("authorization") is None:
                     return self._json(401, {"message": "Requires authentication", "status": "401"})
                 return self._send(204, b"", None)
+            if req.method == "POST" and rest == ["releases"]:
+                if req.headers.get("authorization") is None:
+                    return self._json(401, {"message": "Requires authentication", "status": "401"})
+                body = req.json()
+                tag = body["tag_name"]
+                if (repo, tag) in gh.created or (repo, tag) in gh.releases:
+                    return self._json(422, fixture("error_422_release_exists"))
+                gh.created[(repo, tag)] = body
+                gh.releases[(repo, tag)] = {}
+                return self._json(201, gh.release_json(repo, tag))
+            if req.method == "PATCH" and rest[:3] == ["git", "refs", "tags"]:
+                if req.headers.get("authorization") is None:
+                    return self._json(401, {"message": "Requires authentication", "status": "401"})
+                tag, sha = "/".join(rest[3:]), req.json()["sha"]
+                if (repo, tag) not in gh.tags:
+                    return self._json(422, fixture("error_422_ref_missing"))
+                gh.tags[(repo, tag)] = (sha, None)
+                return self._json(200, fixture(
+                    "git_ref", **values, tag=tag, object_type="commit", object_kind="commits", object_sha=sha
+                ))
+            if req.method == "POST" and rest == ["git", "refs"]:
+                if req.headers.get("authorization") is None:
+                    return self._json(401, {"message": "Requires authentication", "status": "401"})
+                ref, sha = req.json()["ref"], req.json()["sha"]
+                tag = ref.removeprefix("refs/tags/")
+                if tag == ref:
+                    raise KeyError(ref)  # only tags here
+                if (repo, tag) in gh.tags:
+                    return self._json(422, fixture("error_422_ref_exists"))
+                gh.tags[(repo, tag)] = (sha, None)
+                return self._json(201, fixture(
+                    "git_ref", **values, tag=tag, object_type="commit", object_kind="commits", object_sha=sha
+                ))
             if rest[:3] == ["git", "ref", "tags"]:
                 tag = "/".join(rest[3:])
                 commit, obj = gh.tags[(repo, tag)]

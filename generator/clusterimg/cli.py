@@ -16,6 +16,10 @@ repo_option = click.option(
     help="Repository root (holds clusterimage.yaml and the apps directory).",
 )
 repository_option = click.option("--repository", help="Image namespace; overrides clusterimage.yaml.")
+action_option = click.option(
+    "--action", metavar="REF", help="The action the workflow uses (./path, owner/repo@sha or vendored); overrides "
+    "clusterimage.yaml [default: the release this clusterimg-gen was built from, else vendored].",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,16 +34,17 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @cli.command()
 @repo_option
 @repository_option
+@action_option
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if any file would change.")
 @click.option("--strict", is_flag=True, help="Lint warnings fail the command (exit 1) before anything is written.")
-def workflows(repo: Path, repository: str | None, check: bool, strict: bool) -> None:
+def workflows(repo: Path, repository: str | None, action: str | None, check: bool, strict: bool) -> None:
     """Render .github/workflows/ (and the action copy) from the tree and clusterimage.yaml."""
     from . import config as config_mod
     from . import lock
     from . import plan as plan_mod
     from . import render, write
 
-    config = config_mod.load(repo, {"repository": repository})
+    config = config_mod.load(repo, {"repository": repository, "action": action})
     tree = plan_mod.discover(repo, config)  # the tree must be valid before anything is written
     _warn(config.warnings() + tree.warnings() + plan_mod.cmd_warnings(tree.found) + render.runtime_warnings(), strict)
     files = render.render(config, plan_mod.build_plan(config, tree.found), lock.load(repo))
@@ -216,11 +221,12 @@ def manifest(image_tag, arches, inputs, tls_verify, retries) -> None:
     help="Refresh only this entry (repeatable): an action such as actions/checkout, sealos or buildah.",
 )
 @click.option("--api-url", metavar="URL", help="GitHub API base [default: $GITHUB_API_URL or https://api.github.com].")
-def lock(repo: Path, update: tuple[str, ...], api_url: str | None) -> None:
+@action_option
+def lock(repo: Path, update: tuple[str, ...], api_url: str | None, action: str | None) -> None:
     """Pin actions to commit SHAs and sealos/buildah to a version and sha256 sums, in clusterimage.lock."""
     from . import lock as lock_mod
 
-    for line in lock_mod.run(repo, update, api_url):
+    for line in lock_mod.run(repo, update, api_url, action):
         click.echo(line)
 
 

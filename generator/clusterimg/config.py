@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
 import yaml
 
-from . import yamlio
+from . import release, yamlio
 from .errors import ConfigError, UserError
 from .model import (
     BRANCH,
@@ -21,6 +22,7 @@ from .model import (
     SECRET,
     TAG,
     TOOL_VERSION,
+    VENDORED,
     AppOptions,
     Arch,
     Builder,
@@ -57,7 +59,12 @@ def load(repo: Path, overrides: dict | None = None, *, check_tree: bool = True) 
     data = {**data, **{k: v for k, v in (overrides or {}).items() if v is not None}}
     if "repository" not in data and not path.exists():
         raise UserError(f"no {CONFIG_FILE} in {repo} and no --repository: expected the image namespace, e.g. --repository labring")
+    released = release.installed()
+    if data.get("action") is None and released:
+        data["action"] = released.action  # zero config: the very release this clusterimg-gen was built from
     config = parse(data)
+    if released and config.action == released.action:
+        config = dataclasses.replace(config, action_tag=released.tag)
     apps_dir = repo / config.apps_dir
     if check_tree and not apps_dir.is_dir():
         raise ConfigError(CONFIG_FILE, "apps_dir", config.apps_dir, "an existing directory in the repository")
@@ -94,7 +101,7 @@ def parse(data: dict) -> Config:
             merged[c.arch("runners", arch)] = c.labels(f"runners.{arch}", labels)
         kw["runners"] = merged
     kw["schedule"] = c.schedule("schedule", data["schedule"]) if "schedule" in data else derived_schedule(repository)
-    if data.get("action") is not None:
+    if data.get("action") not in (None, VENDORED):
         kw["action"] = c.action("action", data["action"])
     if "branches" in data:
         kw["branches"] = tuple(c.match("branches", b, BRANCH, "a branch name") for b in c.seq("branches", data["branches"]))
@@ -242,7 +249,7 @@ class _Checker:
             return value
         if REMOTE_ACTION.fullmatch(value):
             return value
-        self.fail(key, value, "a ./path, or owner/repo@<40-hex commit SHA> (tags are not immutable)")
+        self.fail(key, value, f"a ./path, owner/repo@<40-hex commit SHA> (tags are not immutable), or {VENDORED}")
 
     def app(self, key: str, value: object) -> AppOptions:
         opts = self.mapping(key, value if value is not None else {})

@@ -18,6 +18,7 @@ from .config import _Checker
 from .errors import ConfigError, GitHubError, UserError
 from .model import CONFIG_FILE, TOOL_VERSION, Arch, Config
 from .pins import DEFAULTS
+from .write import put
 
 LOCK_FILE = "clusterimage.lock"
 HEADER = (
@@ -102,11 +103,11 @@ def dump(lock: Lock) -> str:
     return HEADER + yaml.safe_dump(data, sort_keys=True, default_flow_style=False)
 
 
-def run(repo: Path, update: tuple[str, ...], api_url: str | None) -> list[str]:
+def run(repo: Path, update: tuple[str, ...], api_url: str | None, action: str | None = None) -> list[str]:
     """The `lock` command: resolve, then write clusterimage.lock only once everything resolved. Returns report lines."""
     from . import github  # ghapi is slow to import; only `lock` and `dispatch` need it
 
-    config, sealos_pinned = _config(repo)
+    config, sealos_pinned = _config(repo, action)
     try:
         old = load(repo)
     except ConfigError:
@@ -115,8 +116,6 @@ def run(repo: Path, update: tuple[str, ...], api_url: str | None) -> list[str]:
         old = None  # a full refresh replaces a broken lock
     with github.connect(api_url) as gh:
         new = resolve(gh, config, sealos_pinned=sealos_pinned, old=old, update=update)
-    from .write import put  # imports render, which imports this module
-
     lines = changes(old, new)
     lines.append(f"wrote {LOCK_FILE}" if put(Path(repo), {LOCK_FILE: dump(new)}) else f"{LOCK_FILE} up to date")
     return lines
@@ -183,7 +182,7 @@ def changes(old: Lock | None, new: Lock) -> list[str]:
     return lines
 
 
-def _config(repo: Path) -> tuple[Config, bool]:
+def _config(repo: Path, action: str | None = None) -> tuple[Config, bool]:
     """The config, and whether it pins sealos_version (absent or `latest` means the latest release)."""
     path = Path(repo) / CONFIG_FILE
     try:
@@ -192,7 +191,8 @@ def _config(repo: Path) -> tuple[Config, bool]:
         raw = {}  # config.load reports it, naming the line
     raw = raw if isinstance(raw, dict) else {}
     # The lock needs no image namespace, so a repo that passes --repository to `workflows` can still be locked.
-    config = config_mod.load(repo, None if "repository" in raw else {"repository": "unused"})
+    overrides = {"action": action, **({} if "repository" in raw else {"repository": "unused"})}
+    config = config_mod.load(repo, overrides)
     return config, "sealos_version" in raw and config.sealos_version != "latest"
 
 

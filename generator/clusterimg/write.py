@@ -7,8 +7,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import UserError
-from .model import VENDOR_DIR
-from .render import is_ours
+from .model import VENDOR_DIR, is_generated
 
 OWNED_DIRS = (".github/workflows", VENDOR_DIR)
 
@@ -90,6 +89,6 @@ def _stale(repo: Path, files: dict[str, str]) -> list[str]:
 def _carries_header(path: Path) -> bool:
     try:
         with path.open(encoding="utf-8") as fh:
-            return is_ours("".join(fh.readline() for _ in range(3)))
+            return is_generated("".join(fh.readline() for _ in range(3)))
     except (UnicodeDecodeError, OSError):
         return False
