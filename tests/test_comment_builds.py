@@ -6,13 +6,116 @@ import subprocess
 
 import pytest
 
+from clusterimg import yamlio
 from clusterimg.runner import parse_outputs
 from fake_github import FakeGitHub
-from helpers import ROOT
+from helpers import KUBEFILE, ROOT
 
+WORKFLOW = ".github/workflows/clusterimage.yml"
 REPO = "acme/cluster-images"
 TOKEN = "ghs_" + secrets.token_hex(16)
 DIGEST = "sha256:" + "ab" * 32
+CONFIG = "repository: acme\ncomment_builds: true\n"
+TWO_STAGES = {
+    "applications/calico/v3.26.1/Kubefile": KUBEFILE,
+    "applications/openebs/v3.9.0/Kubefile": "FROM docker.io/acme/calico:v3.26.1\n" + KUBEFILE.split("\n", 1)[1],
+}
+
+
+def workflow(cli, tree, config=CONFIG, files=None) -> dict:
+    repo = tree(files, config=config)
+    result = cli("workflows", "--repo", repo)
+    assert result.code == 0, result.err
+    return yamlio.load((repo / WORKFLOW).read_text())
+
+
+# --- the generated workflow ------------------------------------------------------------------------------------------
+
+
+def test_comment_builds_are_off_by_default(cli, tree):
+    doc = workflow(cli, tree, config="repository: acme\n")
+    assert "issue_comment" not in doc["on"]
+    assert {"request", "reply"}.isdisjoint(doc["jobs"])
+
+
+def test_comment_builds_must_be_true_or_false(cli, tree):
+    repo = tree(config="repository: acme\ncomment_builds: yes please\n")
+    result = cli("workflows", "--repo", repo)
+    assert result.code == 2 and "comment_builds: 'yes please': expected true or false" in result.err
+    assert not (repo / ".github").exists()
+
+
+def test_comment_builds_trigger_on_new_comments_and_read_and_answer_them_in_jobs_of_their_own(cli, tree):
+    doc = workflow(cli, tree)
+    assert doc["on"]["issue_comment"] == {"types": ["created"]}
+    request, reply = doc["jobs"]["request"], doc["jobs"]["reply"]
+    assert request["if"].startswith("github.event_name == 'issue_comment' && (startsWith(github.event.comment.body")
+    assert doc["jobs"]["plan"]["needs"] == "request"
+    assert reply["if"] == "${{ !cancelled() && needs.request.result == 'success' && needs.request.outputs.app != '' }}"
+    assert set(reply["needs"]) == set(doc["jobs"]) - {"reply", "keepalive"}
+    # Each comment has a concurrency group of its own, so a later comment never cancels a pending build.
+    assert doc["concurrency"]["group"].endswith("-${{ github.event.comment.id }}")
+
+
+def test_only_the_request_and_reply_jobs_may_write_to_issues_and_pull_requests(cli, tree):
+    doc = workflow(cli, tree, files=TWO_STAGES)
+    for name, job in doc["jobs"].items():
+        writes = {k for k, v in job["permissions"].items() if v == "write"}
+        if name in ("request", "reply"):
+            assert writes == {"issues", "pull-requests"}, name
+        else:
+            assert not writes & {"issues", "pull-requests"}, name
+
+
+def test_no_job_checks_out_a_pull_request_and_the_comment_text_only_reaches_an_action_input(cli, tree):
+    repo = tree(TWO_STAGES, config=CONFIG)
+    assert cli("workflows", "--repo", repo).code == 0
+    text = (repo / WORKFLOW).read_text()
+    assert "refs/pull" not in text and "pull_request.head" not in text
+    doc = yamlio.load(text)
+    for name, job in doc["jobs"].items():
+        for step in job["steps"]:
+            if step.get("uses", "").startswith("actions/checkout@"):
+                assert "ref" not in step["with"] and "repository" not in step["with"]
+            assert "run" not in step or name == "keepalive"
+    assert text.count("github.event.comment.body }}") == 1
+    [step] = [s for s in doc["jobs"]["request"]["steps"] if s.get("id") == "request"]
+    assert step["with"]["body"] == "${{ github.event.comment.body }}"
+
+
+def test_every_job_after_the_plan_says_when_it_runs_since_other_events_skip_the_request_job(cli, tree):
+    doc = workflow(cli, tree, files=TWO_STAGES)
+    after = [n for n in doc["jobs"] if n.startswith(("build-", "manifest-"))]
+    assert len(after) == 6
+    for name in after:
+        assert doc["jobs"][name]["if"].startswith("${{ !cancelled() && "), name
+        assert "needs.plan.result == 'success' && " in doc["jobs"][name]["if"], name
+
+
+def test_each_fan_in_job_hands_the_reply_what_it_published(cli, tree):
+    doc = workflow(cli, tree, files=TWO_STAGES)
+    fan_ins = [n for n in doc["jobs"] if n.startswith("manifest-")]
+    for name in fan_ins:
+        assert doc["jobs"][name]["outputs"]["published"] == (
+            "${{ steps.publish.outputs.image }}@${{ steps.publish.outputs.digest }}"
+        )
+    [answer] = doc["jobs"]["reply"]["steps"][1:]
+    assert answer["with"]["published"] == " ".join(f"${{{{ needs.{n}.outputs.published }}}}" for n in fan_ins)
+    assert answer["with"]["failed"] == "${{ contains(needs.*.result, 'failure') }}"
+
+
+def test_a_comment_build_plans_like_a_dispatch_of_the_app_version_it_names(cli, tree):
+    doc = workflow(cli, tree)
+    [plan] = [s for s in doc["jobs"]["plan"]["steps"] if s.get("id") == "plan"]
+    assert plan["with"]["app"] == "${{ inputs.app || needs.request.outputs.app }}"
+    assert plan["with"]["version"] == "${{ inputs.version || needs.request.outputs.version }}"
+
+
+def test_plan_refuses_a_comment_event_without_app_and_version(tmp_path):
+    env = {**os.environ, "CIMG_ACTION_PATH": str(ROOT / "plan"), "CIMG_GEN": "/bin/false", "CIMG_EVENT": "issue_comment",
+           "CIMG_APP": "calico", "CIMG_VERSION": ""}
+    proc = subprocess.run(["bash", str(ROOT / "scripts/plan.sh")], env=env, capture_output=True, text=True)
+    assert proc.returncode == 1 and "a comment build needs app and version" in proc.stderr
 
 
 # --- scripts/comment.sh against a loopback GitHub ---------------------------------------------------------------------
