@@ -31,7 +31,11 @@ case "${CIMG_EVENT:-}" in
       args+=(--changed-from "$CIMG_BASE" --changed-to HEAD)
     fi
     ;;
-  workflow_dispatch)
+  workflow_dispatch | issue_comment)
+    # A comment names one app-version, which the request job checked; it never means "everything".
+    if [[ $CIMG_EVENT == issue_comment && (-z ${CIMG_APP:-} || -z ${CIMG_VERSION:-}) ]]; then
+      die "a comment build needs app and version"
+    fi
     unchanged=true
     if [[ -n "${CIMG_APP:-}" ]]; then
       args+=(--app "$CIMG_APP")

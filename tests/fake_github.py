@@ -1,4 +1,5 @@
-"""A loopback GitHub: just the REST endpoints `lock`, `dispatch` and the release workflow use, on 127.0.0.1, in a thread.
+"""A loopback GitHub: just the REST endpoints `lock`, `dispatch`, the release workflow and the generated workflows use,
+on 127.0.0.1, in a thread.
 
 Responses are built from the JSON in github_fixtures/, shaped like GitHub's documented responses, with synthetic
 values. Asset downloads go the documented way: the asset endpoint with `Accept: application/octet-stream`
@@ -77,6 +78,9 @@ class FakeGitHub:
         self.branches: set[str] = {"main"}  # what a pull request may target
         self.pulls: list[tuple[str, str, str]] = []  # (repo, head, base) of each open pull request
         self.created: dict[tuple[str, str], dict] = {}  # (repo, tag) → the body of each release created here
+        self.roles: dict[str, str] = {}  # login → admin, maintain, write, triage or read; anyone else may read
+        self.comments: list[dict] = []  # each comment posted: {"repo", "issue", "body"}
+        self.reactions: list[tuple[str, int, str]] = []  # (repo, comment id, content) of each reaction
         self.token: str | None = None  # when set, any other Authorization is a 401
         self.failure: Failure | None = None
         self.answers: list[Answer] = []
@@ -254,6 +258,30 @@ def _handler(gh: FakeGitHub):
                     return self._json(422, fixture("error_422_pull_exists", head=f"{parts[1]}:{head}"))
                 gh.pulls.append((repo, head, base))
                 return self._json(201, {"number": len(gh.pulls), "head": {"ref": head}, "state": "open"})
+            if rest[:1] in (["collaborators"], ["issues"]) and req.headers.get("authorization") is None:
+                return self._json(401, {"message": "Requires authentication", "status": "401"})
+            if req.method == "GET" and rest[:1] == ["collaborators"] and rest[2:] == ["permission"]:
+                role = gh.roles.get(rest[1], "read")
+                permission = {"maintain": "write", "triage": "read"}.get(role, role)
+                order = ["read", "triage", "write", "maintain", "admin"]
+                flags = {k: order.index(role) >= order.index(r) for k, r in (
+                    ("pull", "read"), ("triage", "triage"), ("push", "write"), ("maintain", "maintain"), ("admin", "admin"))}
+                return self._json(200, fixture(
+                    "collaborator_permission", **values, login=rest[1], role=role, permission=permission,
+                    id=Raw(str(gh.id_of("user", rest[1]))), permissions=Raw(json.dumps(flags)),
+                ))
+            if req.method == "POST" and rest[:2] == ["issues", "comments"] and rest[3:] == ["reactions"]:
+                content = req.json().get("content")
+                if content not in ("+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes"):
+                    return self._json(422, fixture("error_422_reaction"))
+                gh.reactions.append((repo, int(rest[2]), content))
+                return self._json(201, fixture("reaction", **values, content=content,
+                                               id=Raw(str(gh.id_of("reaction", repo, rest[2], content)))))
+            if req.method == "POST" and rest[:1] == ["issues"] and rest[2:] == ["comments"]:
+                body = req.json()["body"]
+                gh.comments.append({"repo": repo, "issue": int(rest[1]), "body": body})
+                return self._json(201, fixture("issue_comment", **values, body=body, number=Raw(str(int(rest[1]))),
+                                               id=Raw(str(gh.id_of("comment", len(gh.comments))))))
             if req.method == "PUT" and rest[:2] == ["actions", "workflows"] and rest[3:] == ["enable"]:
                 if req.headers.get("authorization") is None:
                     return self._json(401, {"message": "Requires authentication", "status": "401"})

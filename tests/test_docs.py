@@ -5,7 +5,8 @@ import pytest
 from clusterimg import model, yamlio
 from helpers import ROOT
 
-ACTIONS = ["action.yml", "manifest/action.yml", "plan/action.yml", "lock/action.yml"]
+ACTIONS = ["action.yml", "manifest/action.yml", "plan/action.yml", "lock/action.yml", "comment/action.yml",
+           "mirror/action.yml"]
 
 
 @pytest.mark.parametrize("path", ACTIONS)

@@ -119,7 +119,7 @@ def test_examples_repo_generates_a_lint_clean_pipeline(cli, tmp_path):
 
 def test_own_actions_and_workflows_pass_every_linter():
     actions = [ROOT / "action.yml", *sorted(ROOT.glob("*/action.yml"))]
-    assert len(actions) == 4
+    assert len(actions) == 6
     workflows = sorted((ROOT / ".github/workflows").glob("*.yml"))
     assert ROOT / ".github/workflows/release.yml" in workflows
     assert zizmor(*actions, *workflows) == []

@@ -27,6 +27,7 @@ from .model import (
     Arch,
     Builder,
     Config,
+    Mirror,
     PullRequests,
     Tools,
 )
@@ -34,9 +35,10 @@ from .model import (
 KEYS = {
     "registry", "repository", "apps_dir", "arches", "runners", "schedule", "action", "branches", "builder",
     "tools", "tls_verify", "check_images", "save_images", "keepalive", "lock_refresh", "github_repo", "secrets",
-    "sealos_version", "buildah_version", "apps", "setup", "pull_requests",
+    "sealos_version", "buildah_version", "apps", "setup", "pull_requests", "comment_builds", "mirrors",
 }
 APP_KEYS = {"arches", "versions", "template", "build_args", "schedule"}
+MIRROR_KEYS = {"registry", "repository", "secrets", "tls_verify"}
 # Text that GitHub or a shell would evaluate if it ever reached a workflow or a script.
 INJECTION = re.compile(r"\$\{\{|\$\(|`|[\r\n\x00]")
 CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
@@ -115,7 +117,7 @@ def parse(data: dict) -> Config:
         kw["github_repo"] = c.match("github_repo", data["github_repo"], GITHUB_REPO, "OWNER/NAME of the GitHub repository")
     if "lock_refresh" in data:
         kw["lock_refresh"] = c.schedule("lock_refresh", data["lock_refresh"])
-    for key in ("tls_verify", "check_images", "save_images", "keepalive"):
+    for key in ("tls_verify", "check_images", "save_images", "keepalive", "comment_builds"):
         if key in data:
             kw[key] = c.boolean(key, data[key])
     if "secrets" in data:
@@ -125,6 +127,8 @@ def parse(data: dict) -> Config:
                 c.fail(f"secrets.{key}", key, "username or password")
             expected = "a secret name (letters, digits, _; not starting with GITHUB_ in any case)"
             kw[f"{key}_secret"] = c.match(f"secrets.{key}", value, SECRET, expected)
+    if "mirrors" in data:
+        kw["mirrors"] = c.mirrors("mirrors", data["mirrors"], Config(**kw))
     for tool in ("sealos_version", "buildah_version"):
         if tool in data:
             version = c.string(tool, data[tool]).removeprefix("v")
@@ -250,6 +254,43 @@ class _Checker:
         if REMOTE_ACTION.fullmatch(value):
             return value
         self.fail(key, value, f"a ./path, owner/repo@<40-hex commit SHA> (tags are not immutable), or {VENDORED}")
+
+    def mirror_secrets(self, key: str, value: object) -> dict[str, str]:
+        names = self.mapping(key, value)
+        if set(names) != {"username", "password"}:
+            self.fail(key, value, "the names of two secrets: {username: NAME, password: NAME}")
+        expected = "a secret name (letters, digits, _; not starting with GITHUB_ in any case)"
+        return {f"{k}_secret": self.match(f"{key}.{k}", v, SECRET, expected) for k, v in names.items()}
+
+    def mirrors(self, key: str, value: object, primary: Config) -> tuple[Mirror, ...]:
+        if not isinstance(value, list):
+            self.fail(key, value, "a list of registries, each with registry and secrets")
+        mirrors: list[Mirror] = []
+        for i, entry in enumerate(value):
+            at = f"{key}[{i}]"
+            entry = self.mapping(at, entry)
+            for k in entry:
+                if k not in MIRROR_KEYS:
+                    self.fail(f"{at}.{k}", k, "one of " + ", ".join(sorted(MIRROR_KEYS)))
+            for k in ("registry", "secrets"):
+                if k not in entry:
+                    self.fail(f"{at}.{k}", None, "a value; each mirror names its registry and its secrets")
+            registry = self.match(f"{at}.registry", entry["registry"], REGISTRY, "a registry host such as ghcr.io")
+            repository = self.string(f"{at}.repository", entry.get("repository", primary.repository))
+            if not all(COMPONENT.fullmatch(p) for p in repository.split("/")):
+                self.fail(f"{at}.repository", repository, "lowercase OCI path components separated by /")
+            mirror = Mirror(
+                registry=registry, repository=repository, **self.mirror_secrets(f"{at}.secrets", entry["secrets"]),
+                tls_verify=self.boolean(f"{at}.tls_verify", entry.get("tls_verify", True)),
+            )
+            if mirror.prefix in {primary.image_name("").rstrip("/"), *(m.prefix for m in mirrors)}:
+                self.fail(at, mirror.prefix, "a registry and repository that neither the primary nor another mirror has")
+            # One step logs in to both, and a registry host holds one login.
+            if registry == primary.registry and (mirror.username_secret, mirror.password_secret) != (
+                    primary.username_secret, primary.password_secret):
+                self.fail(f"{at}.secrets", entry["secrets"], f"the primary's secrets, since {registry} is its registry too")
+            mirrors.append(mirror)
+        return tuple(mirrors)
 
     def app(self, key: str, value: object) -> AppOptions:
         opts = self.mapping(key, value if value is not None else {})

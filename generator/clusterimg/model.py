@@ -89,6 +89,21 @@ class AppOptions:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Mirror:
+    """Another registry that receives each published list, with the same digests."""
+
+    registry: str
+    repository: str
+    username_secret: str
+    password_secret: str
+    tls_verify: bool = True
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.registry}/{self.repository}"
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     file: str = CONFIG_FILE
     registry: str = "docker.io"
@@ -110,6 +125,8 @@ class Config:
     github_repo: str | None = None  # OWNER/NAME for `dispatch`; default: the git remote origin
     lock_refresh: str | None = None  # cron of the optional workflow that refreshes clusterimage.lock through a PR
     keepalive: bool = True  # scheduled runs re-enable the workflow before GitHub's 60-day inactivity cut-off
+    comment_builds: bool = False  # `/build <app> <version>` comments by people with write access build it
+    mirrors: tuple[Mirror, ...] = ()
     username_secret: str = "REGISTRY_USERNAME"
     password_secret: str = "REGISTRY_PASSWORD"
     sealos_version: str = SEALOS_VERSION

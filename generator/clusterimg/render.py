@@ -83,12 +83,13 @@ def workflow(config: Config, plan: Plan, lock: Lock | None = None) -> str:
     no_sums = {a.value: "" for a in Arch}
     checkout = _checkout(lock)
     sealos_version, buildah_version = tool_versions(lock, config)
+    jobs = layout.jobs()
     return _env().get_template("clusterimage.yml.j2").render(
         header=header(),
         branches=json.dumps(list(config.branches)),
         schedules=config.schedules(sorted({t.app for t in plan.build} | set(config.apps))),
         layout=layout,
-        jobs=layout.jobs(),
+        jobs=jobs,
         needs=_needs(layout),
         pull_requests=config.pull_requests is not PullRequests.OFF,
         same_repo=_same_repo(config),
@@ -116,6 +117,14 @@ def workflow(config: Config, plan: Plan, lock: Lock | None = None) -> str:
         workflow_file=WORKFLOW_FILE,
         username_secret=config.username_secret,
         password_secret=config.password_secret,
+        comment_builds=config.comment_builds,
+        # With comment builds the plan job can be skipped, and then no later job may read its outputs.
+        planned="needs.plan.result == 'success' && " if config.comment_builds else "",
+        reply_needs=["request", "plan", *(j.id for j in jobs)],
+        manifest_ids=[j.id for j in jobs if j.kind != "build"],
+        uses_comment=_uses(config, "comment", lock),
+        mirrors=config.mirrors,
+        uses_mirror=_uses(config, "mirror", lock),
     )
 
 
@@ -187,8 +196,8 @@ def vendored_action() -> dict[str, str]:
     root = paths.action_root()
     pkg = Path(__file__).resolve().parent
     files: dict[str, str] = {}
-    for rel in ("action.yml", "manifest/action.yml", "plan/action.yml", "lock/action.yml", "pyproject.toml",
-                "requirements/runner.txt", "requirements/github.txt"):
+    for rel in ("action.yml", "manifest/action.yml", "plan/action.yml", "lock/action.yml", "comment/action.yml",
+                "mirror/action.yml", "pyproject.toml", "requirements/runner.txt", "requirements/github.txt"):
         files[rel] = (root / rel).read_text(encoding="utf-8")
     for sub in ("scripts", "templates"):
         for path in sorted((root / sub).iterdir()):
