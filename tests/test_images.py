@@ -427,3 +427,15 @@ def test_tls_verify_false_applies_to_the_configured_registry_only():
     # Every other registry: skopeo's default, which verifies (registry-1.docker.io, quay.io, …).
     assert upstream_tls("nginx:1", "r.example:5000", False) == []
     assert upstream_tls("quay.io/tigera/operator:v1", "r.example:5000", False) == []
+
+
+def test_a_shim_list_linked_to_a_file_outside_the_context_is_refused_unread(cli, tmp_path):
+    ctx = tmp_path / "ctx"
+    (ctx / "images/shim").mkdir(parents=True)
+    secret = tmp_path / "secret"
+    secret.write_text("root:$6$very-secret-hash:20228:0:99999:7:::\n")
+    (ctx / "images/shim/list").symlink_to(secret)
+    result = cli("images", ctx)
+    assert result.code == 2
+    assert result.err == "error: images/shim/list: a link out of the context: expected a file in the context\n"
+    assert "very-secret-hash" not in result.out + result.err

@@ -383,6 +383,13 @@ def _load(text: str, source: str) -> object:
 
 
 def _read(path: Path, context: Path) -> str:
+    """A file of the context; a link that leads out of it is refused unread, so no file of the machine is shown."""
+    try:
+        inside = path.resolve().is_relative_to(context.resolve())
+    except OSError:
+        inside = False
+    if not inside:
+        raise UserError(f"{_rel(path, context)}: a link out of the context: expected a file in the context")
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
