@@ -41,10 +41,12 @@ summary() {
 # NO_RETRY has failed for good: asking again cannot help, so retry returns NO_RETRY at once.
 NO_RETRY=99
 retry() {
-  local tries=${CIMG_RETRIES:-3} delay=${CIMG_RETRY_DELAY:-2} n=1 what=${*:1:3}
+  local tries=${CIMG_RETRIES:-3} delay=${CIMG_RETRY_DELAY:-2} n=1 shown=("$@") what
   [[ $tries =~ ^[1-9][0-9]*$ ]] || die "retries must be a positive integer, got '$tries'"
   [[ $delay =~ ^[0-9]+$ ]] || die "CIMG_RETRY_DELAY must be whole seconds, got '$delay'"
-  what=${what#priv }
+  if [[ ${shown[0]} == priv ]]; then shown=("${shown[@]:1}"); fi
+  if [[ ${shown[0]} == "${NET[0]}" ]]; then shown=("${shown[@]:${#NET[@]}}"); fi
+  what=${shown[*]:0:3}
   until "$@"; do
     if (($? == NO_RETRY)); then return "$NO_RETRY"; fi
     if ((n >= tries)); then
@@ -149,6 +151,11 @@ arch_ok() {
   esac
 }
 
+# Every network call runs under NET: a registry that accepts the connection and never answers ends the attempt after
+# CIMG_NET_TIMEOUT seconds, so retries bound the total time.
+[[ ${CIMG_NET_TIMEOUT:-300} =~ ^[1-9][0-9]*$ ]] || die "CIMG_NET_TIMEOUT must be whole seconds, got '${CIMG_NET_TIMEOUT}'"
+NET=(timeout --kill-after=10 "${CIMG_NET_TIMEOUT:-300}")
+
 case ${CIMG_TLS_VERIFY:-true} in
 true) TLS=() ;;
 false) TLS=(--tls-verify=false) ;;
@@ -191,7 +198,7 @@ local_arch() {
 
 _login_once() {
   printf '%s' "$CIMG_PASSWORD" |
-    priv buildah login "${TLS[@]}" --username "$CIMG_USERNAME" --password-stdin "$1" >/dev/null
+    priv "${NET[@]}" buildah login "${TLS[@]}" --username "$CIMG_USERNAME" --password-stdin "$1" >/dev/null
 }
 
 # A login that would store the credentials already stored changes nothing; skip its round trip.

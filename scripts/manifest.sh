@@ -55,7 +55,7 @@ done
 # or a newer run that pushed the same tag, holds back only this list, which is then never a mix of runs.
 refs=() held=()
 for arch in "${arches[@]}"; do
-  if ! info=$(retry priv skopeo inspect "${TLS[@]}" "docker://$target-$arch"); then
+  if ! info=$(retry priv "${NET[@]}" skopeo inspect "${TLS[@]}" "docker://$target-$arch"); then
     held+=("$arch: $target-$arch is not in the registry")
     continue
   fi
@@ -77,7 +77,7 @@ fi
 group_start "assemble $target from ${arches[*]}"
 priv buildah manifest create "$list" >/dev/null
 for ref in "${refs[@]}"; do
-  retry priv buildah manifest add "${TLS[@]}" "$list" "docker://$ref" >/dev/null || die "could not add $ref to $target"
+  retry priv "${NET[@]}" buildah manifest add "${TLS[@]}" "$list" "docker://$ref" >/dev/null || die "could not add $ref to $target"
 done
 # Entries are added in the order of $arches, and a list keeps its order.
 local_list=$(priv skopeo inspect --raw "containers-storage:$list") || die "could not read the local list $list"
@@ -86,13 +86,13 @@ got=${platforms[*]}
 want=${arches[*]/#/linux/}
 # A tag that holds another arch must not reach the published list.
 [[ $got == "$want" ]] || die "the images tagged ${arches[*]} are really $got; $target left untouched"
-retry priv buildah manifest push "${TLS[@]}" --all --rm --digestfile "$tmp/digest" "$list" "docker://$target" ||
+retry priv "${NET[@]}" buildah manifest push "${TLS[@]}" --all --rm --digestfile "$tmp/digest" "$list" "docker://$target" ||
   die "push of $target failed after ${CIMG_RETRIES:-3} attempt(s)"
 pushed=true
 group_end
 
 read -r digest <"$tmp/digest" || true
-retry priv skopeo inspect "${TLS[@]}" --raw "docker://$target" >"$tmp/raw" || die "could not read back $target"
+retry priv "${NET[@]}" skopeo inspect "${TLS[@]}" --raw "docker://$target" >"$tmp/raw" || die "could not read back $target"
 read -r sum _ < <(sha256sum "$tmp/raw")
 [[ sha256:$sum == "$digest" ]] || die "$target is not the list just pushed ($digest)"
 read_index "$(<"$tmp/raw")" || die "$target is not a manifest list"

@@ -28,7 +28,7 @@ fail() { die "mirror $mirror_registry: $*; $image:$version is untouched"; }
 # The sha256 of the manifest at docker://$2, read with the TLS flag $1 (or none).
 manifest_digest() {
   local sum
-  sum=$(priv skopeo inspect --raw ${1:+"$1"} "docker://$2" | sha256sum) || return 1
+  sum=$(priv "${NET[@]}" skopeo inspect --raw ${1:+"$1"} "docker://$2" | sha256sum) || return 1
   printf 'sha256:%s\n' "${sum%% *}"
 }
 
@@ -37,7 +37,7 @@ TLS=("${mirror_tls[@]}")
 CIMG_USERNAME=${CIMG_MIRROR_USERNAME:-} CIMG_PASSWORD=${CIMG_MIRROR_PASSWORD:-} registry_login "$mirror_registry"
 TLS=("${source_tls[@]}")
 
-raw=$(retry priv skopeo inspect --raw "${source_tls[@]}" "docker://$image@$digest") ||
+raw=$(retry priv "${NET[@]}" skopeo inspect --raw "${source_tls[@]}" "docker://$image@$digest") ||
   die "could not read $image@$digest"
 # The arch images the list names, each of which the mirror must then hold under the same digest.
 children=()
@@ -52,7 +52,7 @@ group_start "mirror $image:$version to $target"
 source_flag=() dest_flag=()
 if ((${#source_tls[@]})); then source_flag=(--src-tls-verify=false); fi
 if ((${#mirror_tls[@]})); then dest_flag=(--dest-tls-verify=false); fi
-retry priv skopeo copy --all --preserve-digests --retry-times 0 "${source_flag[@]}" "${dest_flag[@]}" \
+retry priv "${NET[@]}" skopeo copy --all --preserve-digests --retry-times 0 "${source_flag[@]}" "${dest_flag[@]}" \
   "docker://$image@$digest" "docker://$target" || fail "copy to $target failed after ${CIMG_RETRIES:-3} attempt(s)"
 group_end
 

@@ -7,7 +7,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # skopeo as this user: the plan's lookups run as this user, unlike the builds.
 skopeo_login() {
   printf '%s' "$CIMG_PASSWORD" |
-    skopeo login ${TLS[@]+"${TLS[@]}"} --username "$CIMG_USERNAME" --password-stdin "$CIMG_REGISTRY" >/dev/null
+    "${NET[@]}" skopeo login ${TLS[@]+"${TLS[@]}"} --username "$CIMG_USERNAME" --password-stdin "$CIMG_REGISTRY" >/dev/null
 }
 
 args=(plan --repo "${CIMG_REPO:-.}")

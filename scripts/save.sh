@@ -103,7 +103,7 @@ copy_once() {
   if [[ ${CIMG_TLS_VERIFY:-true} == false && $src == docker://* && $(registry_of "${src#docker://}") == "$registry" ]]; then
     tls=(--src-tls-verify=false)
   fi
-  if priv skopeo --override-os linux --override-arch "$arch" copy --quiet ${tls[@]+"${tls[@]}"} \
+  if priv "${NET[@]}" skopeo --override-os linux --override-arch "$arch" copy --quiet ${tls[@]+"${tls[@]}"} \
     --dest-tls-verify=false --digestfile "$out.digest" "$src" "docker://127.0.0.1:$port/$name" 2>"$out.log"; then
     return 0
   fi

@@ -239,3 +239,26 @@ def test_an_elf_binary_of_the_other_arch_refuses_the_push(kubefile, image, creds
                                          r"removed it before any push"):  # fmt: skip
         runner.build(kubefile, f"{image}:v1", arch, push=True, tls_verify=False)
     assert not creds.has(f"{image}:v1-{arch}")
+
+
+def test_a_registry_that_accepts_and_never_answers_fails_the_fan_in_in_bounded_time(tmp_path):
+    """A listener that takes the connection and says nothing: each attempt ends at CIMG_NET_TIMEOUT."""
+    import sys
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    host = f"127.0.0.1:{silent.getsockname()[1]}"
+    probe = ("import sys; from clusterimg.cli import main; "
+             f"sys.exit(main(['manifest', '{host}/e2e/app:v1', '--arch', 'amd64', '--no-tls-verify', '--retries', '2']))")
+    env = {**os.environ, "CIMG_NET_TIMEOUT": "2", "CIMG_RETRY_DELAY": "0",
+           "PYTHONPATH": str(scripts_dir().parents[0] / "generator")}  # fmt: skip
+    start = time.monotonic()
+    try:
+        proc = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        silent.close()
+    took = time.monotonic() - start
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"error: manifest.sh: not published: {host}/e2e/app:v1")
+    assert took < 30  # 2 attempts of 2 s each, and the tools' start-up
