@@ -86,15 +86,31 @@ got=${platforms[*]}
 want=${arches[*]/#/linux/}
 # A tag that holds another arch must not reach the published list.
 [[ $got == "$want" ]] || die "the images tagged ${arches[*]} are really $got; $target left untouched"
-retry priv "${NET[@]}" buildah manifest push "${TLS[@]}" --all --rm --digestfile "$tmp/digest" "$list" "docker://$target" ||
-  die "push of $target failed after ${CIMG_RETRIES:-3} attempt(s)"
+
+# One attempt: push, then read the tag back. Some buildah releases exit 0 when the registry answers the list's PUT with
+# an error, so only a digest that the registry confirmed, and reads back, counts.
+push_list() {
+  local sum
+  rm -f "$tmp/digest" "$tmp/raw"
+  priv "${NET[@]}" buildah manifest push "${TLS[@]}" --all --digestfile "$tmp/digest" "$list" "docker://$target" || return 1
+  digest=
+  if [[ -s $tmp/digest ]]; then read -r digest <"$tmp/digest" || true; fi
+  [[ $digest == sha256:* ]] || {
+    log "the registry did not confirm the push of $target"
+    return 1
+  }
+  priv "${NET[@]}" skopeo inspect "${TLS[@]}" --raw "docker://$target" >"$tmp/raw" || return 1
+  read -r sum _ < <(sha256sum "$tmp/raw")
+  [[ sha256:$sum == "$digest" ]] || {
+    log "$target reads back as sha256:$sum, not the list just pushed ($digest)"
+    return 1
+  }
+}
+retry push_list || die "push of $target failed after ${CIMG_RETRIES:-3} attempt(s); the local list is removed"
+priv buildah manifest rm "$list" >/dev/null 2>&1 || true
 pushed=true
 group_end
 
-read -r digest <"$tmp/digest" || true
-retry priv "${NET[@]}" skopeo inspect "${TLS[@]}" --raw "docker://$target" >"$tmp/raw" || die "could not read back $target"
-read -r sum _ < <(sha256sum "$tmp/raw")
-[[ sha256:$sum == "$digest" ]] || die "$target is not the list just pushed ($digest)"
 read_index "$(<"$tmp/raw")" || die "$target is not a manifest list"
 got=${platforms[*]}
 [[ $got == "$want" ]] || die "$target lists $got, expected $want"

@@ -2,12 +2,15 @@
 
 import contextlib
 import hashlib
+import http.client
+import http.server
 import json
 import os
 import shlex
 import shutil
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -15,7 +18,7 @@ import pytest
 from clusterimg import runner
 from clusterimg.errors import StepFailed
 from clusterimg.paths import scripts_dir
-from helpers import image_file
+from helpers import image_file, loopback_registry
 
 pytestmark = pytest.mark.e2e
 
@@ -262,3 +265,77 @@ def test_a_registry_that_accepts_and_never_answers_fails_the_fan_in_in_bounded_t
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert proc.stderr.strip().splitlines()[-1].startswith(f"error: manifest.sh: not published: {host}/e2e/app:v1")
     assert took < 30  # 2 attempts of 2 s each, and the tools' start-up
+
+
+class FirstListPutFails(http.server.BaseHTTPRequestHandler):
+    """Passes every request to the registry behind it, except the first PUT of the tag `v1`, answered with a 500."""
+
+    backend = ""
+    failed: list = []
+
+    def log_message(self, *args):
+        pass
+
+    def _pass(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            body = b""
+            while size := int(self.rfile.readline().split(b";")[0], 16):
+                body += self.rfile.read(size)
+                self.rfile.readline()
+            self.rfile.readline()
+        else:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.command == "PUT" and self.path.endswith("/manifests/v1") and not self.failed:
+            self.failed.append(self.path)
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        conn = http.client.HTTPConnection(self.backend, timeout=30)
+        conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+        for key, value in self.headers.items():  # repeated headers (Accept) stay repeated
+            if key.lower() not in ("connection", "content-length", "transfer-encoding"):
+                conn.putheader(key, value)
+        conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body)
+        reply = conn.getresponse()
+        data = reply.read()
+        self.send_response(reply.status)
+        for key, value in reply.getheaders():
+            if key.lower() not in ("connection", "transfer-encoding", "content-length"):
+                self.send_header(key, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+        conn.close()
+
+    do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _pass
+
+
+def test_a_500_on_the_list_put_is_retried_and_leaves_no_local_list(kubefile, tmp_path, monkeypatch):
+    root = tmp_path / "open"
+    root.mkdir()
+    auth = tmp_path / "anonymous.json"  # an open registry: an auth file with no login in it
+    auth.write_text('{"auths": {}}')
+    monkeypatch.setenv("REGISTRY_AUTH_FILE", str(auth))
+    with loopback_registry(root, None, None) as backend:
+        handler = type("Handler", (FirstListPutFails,), {"backend": backend, "failed": []})
+        proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=proxy.serve_forever, args=(0.05,), daemon=True).start()
+        image = f"127.0.0.1:{proxy.server_address[1]}/e2e/retried"
+        try:
+            for arch in ("amd64", "arm64"):
+                runner.build(kubefile, f"{image}:v1", arch, push=True, tls_verify=False)
+            before = set(subprocess.run(["buildah", "images", "--noheading", "--format", "{{.ID}}"],
+                                        capture_output=True, text=True).stdout.split())  # fmt: skip
+            out = runner.manifest(f"{image}:v1", ["amd64", "arm64"], tls_verify=False)
+            after = set(subprocess.run(["buildah", "images", "--noheading", "--format", "{{.ID}}"],
+                                       capture_output=True, text=True).stdout.split())  # fmt: skip
+        finally:
+            proxy.shutdown()
+            proxy.server_close()
+            subprocess.run(["buildah", "rmi", "-f", f"{image}:v1-amd64", f"{image}:v1-arm64"], capture_output=True)
+    assert handler.failed, "the proxy never saw the list's PUT"
+    assert out["digest"].startswith("sha256:")
+    assert after <= before  # the local list is gone
