@@ -16,8 +16,12 @@ clusterimg_gen_venv "$CIMG_ACTION_PATH/.." github
 # This checkout carries no release metadata: the generated workflow names the action it was made with.
 action=()
 if [[ -n ${CIMG_ACTION:-} ]]; then action=(--action "$CIMG_ACTION"); fi
+# A repository without `repository:` in its config was generated with --repository; its workflow's header says so.
+regenerate=$(sed -n '2s/^# Regenerate from the repository root with: //p' "$repo/.github/workflows/clusterimage.yml" 2>/dev/null || true)
+repository=()
+if [[ $regenerate =~ --repository\ ([a-z0-9._/-]+) ]]; then repository=(--repository "${BASH_REMATCH[1]}"); fi
 GITHUB_TOKEN=$CIMG_TOKEN "$CIMG_GEN" lock --repo "$repo" ${action[@]+"${action[@]}"}
-"$CIMG_GEN" workflows --repo "$repo" ${action[@]+"${action[@]}"}
+"$CIMG_GEN" workflows --repo "$repo" ${action[@]+"${action[@]}"} ${repository[@]+"${repository[@]}"}
 
 if [[ -z $(git -C "$repo" status --porcelain -- clusterimage.lock .github) ]]; then
   log "pins unchanged; no pull request"

@@ -329,3 +329,16 @@ def test_github_hosted_runners_run_every_pull_request_without_a_warning(cli, tre
 
     assert "pull_request" in doc["on"] and "warning" not in err
     assert "if" not in doc["jobs"]["plan"] and doc["jobs"]["plan"]["runs-on"] == "ubuntu-24.04"
+
+
+def test_the_header_names_the_command_that_really_regenerates_the_files(cli, tree):
+    repo = tree(config=None)
+    assert cli("workflows", "--repo", repo, "--repository", "labring").code == 0
+    text = (repo / WORKFLOW).read_text()
+    command = "clusterimg-gen workflows --repository labring"
+    assert text.splitlines()[1] == f"# Regenerate from the repository root with: {command}"
+    # That command, run as written, finds nothing to change; the bare one exits 2.
+    assert cli("workflows", "--repo", repo, "--repository", "labring", "--check").code == 0
+    assert cli("workflows", "--repo", repo, "--check").code == 2
+    vendored = (repo / ".github/actions/clusterimage/action.yml").read_text()
+    assert command in vendored.splitlines()[1]

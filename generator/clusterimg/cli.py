@@ -47,7 +47,8 @@ def workflows(repo: Path, repository: str | None, action: str | None, check: boo
     config = config_mod.load(repo, {"repository": repository, "action": action})
     tree = plan_mod.discover(repo, config)  # the tree must be valid before anything is written
     _warn(config.warnings() + tree.warnings() + plan_mod.cmd_warnings(tree.found) + render.runtime_warnings(), strict)
-    files = render.render(config, plan_mod.build_plan(config, tree.found), lock.load(repo))
+    command = render.regenerate(repository, action)
+    files = render.render(config, plan_mod.build_plan(config, tree.found), lock.load(repo), command)
     if check:
         changed, stale = write.diff(repo, files)
         for rel in changed:
@@ -55,7 +56,7 @@ def workflows(repo: Path, repository: str | None, action: str | None, check: boo
         for rel in stale:
             click.echo(f"would remove {rel}")
         if changed or stale:
-            raise CheckFailed(f"{len(changed) + len(stale)} generated file(s) out of date; run: {render.REGENERATE}")
+            raise CheckFailed(f"{len(changed) + len(stale)} generated file(s) out of date; run: {command}")
         return
     changed, stale = write.write(repo, files)
     for rel in changed:

@@ -29,10 +29,16 @@ from .pins import DEFAULTS, Pin
 REGENERATE = "clusterimg-gen workflows"
 
 
-def header(comment: str = "#") -> str:
+def regenerate(repository: str | None = None, action: str | None = None) -> str:
+    """The command that regenerates the files, with the flags they were generated with."""
+    flags = [f" --repository {repository}" if repository else "", f" --action {action}" if action else ""]
+    return REGENERATE + "".join(flags)
+
+
+def header(comment: str = "#", command: str = REGENERATE) -> str:
     return (
         f"{comment} {MARKER} {__version__}. Do not edit: change clusterimage.yaml instead.\n"
-        f"{comment} Regenerate from the repository root with: {REGENERATE}"
+        f"{comment} Regenerate from the repository root with: {command}"
     )
 
 
@@ -78,14 +84,14 @@ def _env() -> jinja2.Environment:
     return env
 
 
-def workflow(config: Config, plan: Plan, lock: Lock | None = None) -> str:
+def workflow(config: Config, plan: Plan, lock: Lock | None = None, command: str = REGENERATE) -> str:
     layout = Layout.sized_for(plan, config.arches)
     no_sums = {a.value: "" for a in Arch}
     checkout = _checkout(lock)
     sealos_version, buildah_version = tool_versions(lock, config)
     jobs = layout.jobs()
     return _env().get_template("clusterimage.yml.j2").render(
-        header=header(),
+        header=header(command=command),
         branches=json.dumps(list(config.branches)),
         schedules=config.schedules(sorted({t.app for t in plan.build} | set(config.apps))),
         layout=layout,
@@ -191,7 +197,7 @@ def _uses(config: Config, sub: str, lock: Lock | None) -> str:
     return f"{ref} # {tag}" if tag else ref
 
 
-def vendored_action() -> dict[str, str]:
+def vendored_action(command: str = REGENERATE) -> dict[str, str]:
     """A copy of this action for repos that name none: the workflow uses it as ./.github/actions/clusterimage."""
     root = paths.action_root()
     pkg = Path(__file__).resolve().parent
@@ -205,21 +211,21 @@ def vendored_action() -> dict[str, str]:
                 files[f"{sub}/{path.name}"] = path.read_text(encoding="utf-8")
     for path in sorted(pkg.glob("*.py")):
         files[f"generator/clusterimg/{path.name}"] = path.read_text(encoding="utf-8")
-    return {f"{VENDOR_DIR}/{rel}": _stamp(rel, text) for rel, text in files.items()}
+    return {f"{VENDOR_DIR}/{rel}": _stamp(rel, text, command) for rel, text in files.items()}
 
 
-def _stamp(rel: str, text: str) -> str:
+def _stamp(rel: str, text: str, command: str) -> str:
     if rel.endswith(".j2"):
-        return "<# " + header("").replace("\n", " ") + " #>\n" + text
+        return "<# " + header("", command).replace("\n", " ") + " #>\n" + text
     if text.startswith("#!"):
         shebang, _, rest = text.partition("\n")
-        return f"{shebang}\n{header()}\n{rest}"
-    return f"{header()}\n{text}"
+        return f"{shebang}\n{header(command=command)}\n{rest}"
+    return f"{header(command=command)}\n{text}"
 
 
-def lock_workflow(config: Config, lock: Lock | None) -> str:
+def lock_workflow(config: Config, lock: Lock | None, command: str = REGENERATE) -> str:
     return _env().get_template("clusterimage-lock.yml.j2").render(
-        header=header(),
+        header=header(command=command),
         cron=config.lock_refresh,
         control_runner=_labels(config.runners[config.arches[0]]),
         checkout=_checkout(lock).uses,
@@ -228,10 +234,11 @@ def lock_workflow(config: Config, lock: Lock | None) -> str:
     )
 
 
-def render(config: Config, plan: Plan, lock: Lock | None = None) -> dict[str, str]:
-    files = {f".github/workflows/{WORKFLOW_FILE}": workflow(config, plan, lock)}
+def render(config: Config, plan: Plan, lock: Lock | None = None, command: str = REGENERATE) -> dict[str, str]:
+    """Every generated file; each header names `command`, the command that regenerates them."""
+    files = {f".github/workflows/{WORKFLOW_FILE}": workflow(config, plan, lock, command)}
     if config.lock_refresh:
-        files[f".github/workflows/{LOCK_WORKFLOW_FILE}"] = lock_workflow(config, lock)
+        files[f".github/workflows/{LOCK_WORKFLOW_FILE}"] = lock_workflow(config, lock, command)
     if config.action is None:
-        files.update(vendored_action())
+        files.update(vendored_action(command))
     return files
