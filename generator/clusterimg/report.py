@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from .errors import UserError
 from .layout import Layout
@@ -30,7 +31,7 @@ def plan_data(plan: Plan) -> dict:
     }
 
 
-def plan(plan: Plan, fmt: str, layout: Layout, accounting: list[str] = ()) -> str:
+def plan(plan: Plan, fmt: str, layout: Layout, accounting: Sequence[str] = ()) -> str:
     if fmt == "github":
         value = json.dumps(layout.matrices(plan), sort_keys=True, separators=(",", ":"))
         size = len(value.encode("utf-16-le"))  # GitHub sizes outputs as UTF-16
