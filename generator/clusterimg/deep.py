@@ -16,6 +16,8 @@ import stat
 import sys
 from pathlib import Path
 
+from .registry import host_of
+
 # ELF e_machine values (the System V ABI's registry) of the arches a sealos cluster image can be for, and their
 # neighbours that a wrong download brings in.
 MACHINES = {0x3E: "amd64", 0xB7: "arm64", 0x03: "386", 0x28: "arm", 0xF3: "riscv64", 0x15: "ppc64", 0x16: "s390x"}
@@ -85,18 +87,14 @@ def registry_problems(root: Path, arch: str, expected: list[str]) -> list[str]:
             problems.append(f"registry/ {ref}: an image for {got}, not linux/{arch}")
     for line in expected:
         ref, _, digest = line.strip().partition("@")
-        name = _without_host(ref)
+        host = host_of(ref)
+        name = ref.removeprefix(host + "/")
         held = images.get(name)
         if held is None:
             problems.append(f"registry/ lacks {ref}, which the save step saved")
         elif digest and held["digest"] != digest:
             problems.append(f"registry/ {name} is {held['digest']}, not the saved {digest}")
     return problems
-
-
-def _without_host(ref: str) -> str:
-    first, sep, rest = ref.partition("/")
-    return rest if sep and ("." in first or ":" in first or first == "localhost") else ref
 
 
 def main(argv: list[str]) -> int:
