@@ -19,10 +19,7 @@ clusterimg_gen_venv "$CIMG_ACTION_PATH"
 
 args=(images "$context" --check --arch "$arch")
 if [[ ${CIMG_TLS_VERIFY:-true} == false ]]; then args+=(--no-tls-verify); fi
-# The configured registry: the registry input, else the image's. The login goes there, and tls-verify applies to it
-# alone.
-registry=${CIMG_REGISTRY:-}
-if [[ -z $registry && -n ${CIMG_IMAGE:-} ]]; then registry=$(registry_of "$CIMG_IMAGE"); fi
+registry=$(own_registry)
 if [[ -n $registry ]]; then args+=(--registry "$registry"); fi
 if [[ -n ${CIMG_USERNAME:-} ]]; then
   [[ -n $registry ]] || die "registry or image is required with username"

@@ -184,6 +184,16 @@ registry_of() {
   fi
 }
 
+# The registry this leg pushes to, which it logs in to and to which tls-verify applies: the registry input, else the
+# image's registry; empty when neither is known.
+own_registry() {
+  if [[ -n ${CIMG_REGISTRY:-} ]]; then
+    printf '%s\n' "$CIMG_REGISTRY"
+  elif [[ -n ${CIMG_IMAGE:-} ]]; then
+    registry_of "$CIMG_IMAGE"
+  fi
+}
+
 # The architecture of the local image $1. skopeo only reads, so it starts faster than buildah; either will do.
 local_arch() {
   if command -v skopeo >/dev/null; then

@@ -29,9 +29,7 @@ if [[ -z $list ]]; then
 fi
 command -v skopeo >/dev/null || die "skopeo not found on PATH; saving embedded images needs it"
 
-# The registry this leg pushes to: the registry input, else the image's.
-registry=${CIMG_REGISTRY:-}
-if [[ -z $registry && -n ${CIMG_IMAGE:-} ]]; then registry=$(registry_of "$CIMG_IMAGE"); fi
+registry=$(own_registry)
 if [[ -n ${CIMG_USERNAME:-} ]]; then
   [[ -n $registry ]] || die "registry or image is required with username"
   registry_login "$registry"
