@@ -93,6 +93,17 @@ def git(repo: Path, *args: str) -> str:
     ).stdout.strip()
 
 
+def pushed(repo: Path, origin: Path) -> Path:
+    """Make `repo` a git repository whose branch main holds everything in one commit, pushed to a new bare `origin`."""
+    subprocess.run(["git", "init", "-q", "--bare", str(origin)], check=True)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "remote", "add", "origin", str(origin))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "tree")
+    git(repo, "push", "-q", "origin", "main")
+    return repo
+
+
 def committed(repo: Path) -> Path:
     """Make `repo` a git repository with everything in one commit."""
     git(repo, "init", "-q")

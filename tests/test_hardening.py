@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from fake_github import FakeGitHub
-from helpers import ROOT, git, write_tree
+from helpers import ROOT, git, pushed, write_tree
 
 SCRIPTS = ROOT / "scripts"
 TOKEN = "ghs_test0000token0000never0000printed"
@@ -24,14 +24,8 @@ def clean_env(**env: str) -> dict[str, str]:
 @pytest.fixture
 def refresh(tmp_path):
     """(fake GitHub, checkout, run): run(**env) runs lock-refresh.sh on a checkout whose origin is a bare repo."""
-    origin = tmp_path / "origin.git"
-    subprocess.run(["git", "init", "-q", "--bare", str(origin)], check=True)
     repo = write_tree(tmp_path / "repo", {"clusterimage.lock": "pins\n", ".github/workflows/x.yml": "on: push\n"})
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "remote", "add", "origin", str(origin))
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "tree")
-    git(repo, "push", "-q", "origin", "main")
+    pushed(repo, tmp_path / "origin.git")
     gen = tmp_path / "clusterimg-gen"
     gen.write_text(FAKE_GEN)
     gen.chmod(0o755)

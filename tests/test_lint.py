@@ -177,27 +177,18 @@ runs:
 """
 
 
-@pytest.mark.parametrize(("old", "new"), [
-    ("    needs: [a]\n", "    needs: [a]\n    bogus: 1\n"),  # unknown key
-    ("needs: [a]", "needs: [a, nope]"),  # needs names no job
-    ("${{ github.ref }}", "${{ github.ref == }}"),  # bad expression
-], ids=["unknown-key", "needs-unknown-job", "bad-expression"])
-def test_workflow_parser_catches_a_broken_workflow(tmp_path, old, new):
-    wf = tmp_path / "bad.yml"
-    wf.write_text(CLEAN_WORKFLOW)
-    assert workflow_parser(wf) == ""
-    wf.write_text(CLEAN_WORKFLOW.replace(old, new))
-    assert workflow_parser(wf) != ""
-
-
-@pytest.mark.parametrize(("old", "new"), [
-    ("runs:", "bogus: 1\nruns:"),  # unknown key
-    ("      shell: bash\n", ""),  # a composite run step without shell
-    ("${{ github.ref }}", "${{ github.ref == }}"),  # bad expression
-], ids=["unknown-key", "missing-shell", "bad-expression"])
-def test_workflow_parser_catches_a_broken_action(tmp_path, old, new):
-    action = tmp_path / "action.yml"
-    action.write_text(CLEAN_ACTION)
-    assert workflow_parser(action) == ""
-    action.write_text(CLEAN_ACTION.replace(old, new))
-    assert workflow_parser(action) != ""
+@pytest.mark.parametrize(("name", "clean", "old", "new"), [
+    ("bad.yml", CLEAN_WORKFLOW, "    needs: [a]\n", "    needs: [a]\n    bogus: 1\n"),  # unknown key
+    ("bad.yml", CLEAN_WORKFLOW, "needs: [a]", "needs: [a, nope]"),  # needs names no job
+    ("bad.yml", CLEAN_WORKFLOW, "${{ github.ref }}", "${{ github.ref == }}"),  # bad expression
+    ("action.yml", CLEAN_ACTION, "runs:", "bogus: 1\nruns:"),  # unknown key
+    ("action.yml", CLEAN_ACTION, "      shell: bash\n", ""),  # a composite run step without shell
+    ("action.yml", CLEAN_ACTION, "${{ github.ref }}", "${{ github.ref == }}"),  # bad expression
+], ids=["workflow-unknown-key", "workflow-needs-unknown-job", "workflow-bad-expression", "action-unknown-key",
+        "action-missing-shell", "action-bad-expression"])  # fmt: skip
+def test_workflow_parser_catches_a_broken_workflow_or_action(tmp_path, name, clean, old, new):
+    path = tmp_path / name
+    path.write_text(clean)
+    assert workflow_parser(path) == ""
+    path.write_text(clean.replace(old, new))
+    assert workflow_parser(path) != ""

@@ -106,6 +106,21 @@ def public_registry(tools, tmp_path_factory) -> Public:
             remove_local(f"{host}/")
 
 
+@pytest.fixture(scope="session")
+def mirror_registry(tools, tmp_path_factory):
+    """A second registry, with a user and password of its own; yields (host, username, password, authfile)."""
+    root = tmp_path_factory.mktemp("mirror-registry")
+    username, password = "mirror", "mirror-pw-" + secrets.token_hex(12)
+    with loopback_registry(root, username, password) as host:
+        authfile = root / "tests-auth.json"
+        subprocess.run(
+            ["skopeo", "login", "--authfile", str(authfile), "--tls-verify=false", "--username", username,
+             "--password-stdin", host],
+            input=password, capture_output=True, text=True, check=True,
+        )
+        yield host, username, password, authfile
+
+
 @pytest.fixture
 def creds(registry, monkeypatch) -> Registry:
     monkeypatch.setenv("REGISTRY_USERNAME", registry.username)

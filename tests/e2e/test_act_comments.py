@@ -15,7 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fake_github import FakeGitHub  # noqa: E402
-from helpers import KUBEFILE, ROOT, copy_action, git, loopback_registry, tool, write_tree  # noqa: E402
+from helpers import KUBEFILE, ROOT, copy_action, git, tool, write_tree  # noqa: E402
 
 pytestmark = [pytest.mark.act, pytest.mark.e2e]
 
@@ -23,18 +23,6 @@ WORKFLOW = ".github/workflows/clusterimage.yml"
 PLATFORMS = ["-P", "ubuntu-24.04=-self-hosted", "-P", "ubuntu-24.04-arm=-self-hosted"]
 GITHUB_REPO = "acme/cluster-images"
 TOKEN = "ghs_" + secrets.token_hex(16)
-
-
-@pytest.fixture(scope="module")
-def mirror(tools, tmp_path_factory):
-    """The mirror registry, with a user and password of its own: (host, username, password, authfile)."""
-    root = tmp_path_factory.mktemp("act-mirror")
-    username, password = "mirror", "mirror-pw-" + secrets.token_hex(12)
-    with loopback_registry(root, username, password) as host:
-        authfile = root / "tests-auth.json"
-        subprocess.run(["skopeo", "login", "--authfile", str(authfile), "--tls-verify=false", "--username", username,
-                        "--password-stdin", host], input=password, capture_output=True, text=True, check=True)
-        yield host, username, password, authfile
 
 
 def closed_port() -> str:
@@ -74,8 +62,8 @@ def comment_repo(root: Path, registry, mirrors: list[str]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def repo(registry, mirror, tmp_path_factory) -> Path:
-    return comment_repo(tmp_path_factory.mktemp("act-comments"), registry, [mirror[0]])
+def repo(registry, mirror_registry, tmp_path_factory) -> Path:
+    return comment_repo(tmp_path_factory.mktemp("act-comments"), registry, [mirror_registry[0]])
 
 
 @pytest.fixture
@@ -87,12 +75,12 @@ def github():
 
 
 @pytest.fixture
-def comment(registry, mirror, github, tmp_path):
+def comment(registry, mirror_registry, github, tmp_path):
     """Post `body` as `login` on issue 7 and run the workflow for it with act: (exit code, output)."""
     secrets_file = tmp_path / "secrets.env"
     secrets_file.write_text(
         f"REGISTRY_USERNAME={registry.username}\nREGISTRY_PASSWORD={registry.password}\n"
-        f"MIRROR_USERNAME={mirror[1]}\nMIRROR_PASSWORD={mirror[2]}\nGITHUB_TOKEN={TOKEN}\n"
+        f"MIRROR_USERNAME={mirror_registry[1]}\nMIRROR_PASSWORD={mirror_registry[2]}\nGITHUB_TOKEN={TOKEN}\n"
     )
 
     def run(repo: Path, body: str, login: str = "maria") -> tuple[int, str]:
@@ -111,7 +99,7 @@ def comment(registry, mirror, github, tmp_path):
         )
         out = proc.stdout + proc.stderr
         (tmp_path / "act.log").write_text(out)
-        for secret in (TOKEN, registry.password, mirror[2]):
+        for secret in (TOKEN, registry.password, mirror_registry[2]):
             assert secret not in out
         return proc.returncode, out
 
@@ -130,24 +118,24 @@ def digest_of(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def test_a_writers_comment_builds_publishes_mirrors_and_answers_with_the_digests(comment, repo, registry, mirror,
+def test_a_writers_comment_builds_publishes_mirrors_and_answers_with_the_digests(comment, repo, registry, mirror_registry,
                                                                                 github):
     code, out = comment(repo, "/build calico v1")
     assert code == 0, out[-4000:]
 
     primary = registry.raw(f"{registry.host}/comments/calico:v1")
     assert sorted(m["platform"]["architecture"] for m in json.loads(primary)["manifests"]) == ["amd64", "arm64"]
-    copied = raw(mirror[3], f"{mirror[0]}/mirrored/calico:v1")
+    copied = raw(mirror_registry[3], f"{mirror_registry[0]}/mirrored/calico:v1")
     assert copied == primary  # the same list, so the same digest, naming the same arch images
     for entry in json.loads(copied)["manifests"]:
-        assert digest_of(raw(mirror[3], f"{mirror[0]}/mirrored/calico@{entry['digest']}")) == entry["digest"]
+        assert digest_of(raw(mirror_registry[3], f"{mirror_registry[0]}/mirrored/calico@{entry['digest']}")) == entry["digest"]
 
     assert github.reactions == [(GITHUB_REPO, 901, "eyes")]
     [reply] = github.comments
     assert reply["issue"] == 7
     assert reply["body"].startswith("Built `calico` `v1` from `main` at ")
     assert f"| `{registry.host}/comments/calico:v1` | `{digest_of(primary)}` |" in reply["body"]
-    assert f"| `{mirror[0]}/mirrored/calico:v1` | `{digest_of(primary)}` |" in reply["body"]
+    assert f"| `{mirror_registry[0]}/mirrored/calico:v1` | `{digest_of(primary)}` |" in reply["body"]
     # The permission came from the API, asked with the job's token.
     [ask] = [r for r in github.requests if "/collaborators/" in r.path]
     assert ask.path == f"/repos/{GITHUB_REPO}/collaborators/maria/permission"
@@ -206,17 +194,17 @@ def test_a_comment_that_is_no_request_starts_no_job(comment, repo, github):
     assert github.requests == []
 
 
-def test_a_mirror_that_is_down_leaves_the_primary_published_and_the_run_failed(comment, registry, mirror, github,
+def test_a_mirror_that_is_down_leaves_the_primary_published_and_the_run_failed(comment, registry, mirror_registry, github,
                                                                              tmp_path_factory):
     down = closed_port()
-    repo = comment_repo(tmp_path_factory.mktemp("act-mirror-down"), registry, [down, mirror[0]])
+    repo = comment_repo(tmp_path_factory.mktemp("act-mirror-down"), registry, [down, mirror_registry[0]])
     code, out = comment(repo, "/build helm v2")
     assert code != 0
     assert f"error: login to {down} as " in out  # the mirror, named by its host
 
     primary = registry.raw(f"{registry.host}/comments/helm:v2")
     assert sorted(m["platform"]["architecture"] for m in json.loads(primary)["manifests"]) == ["amd64", "arm64"]
-    assert raw(mirror[3], f"{mirror[0]}/mirrored/helm:v2") == primary  # the next mirror still got its copy
+    assert raw(mirror_registry[3], f"{mirror_registry[0]}/mirrored/helm:v2") == primary  # the next mirror still got its copy
     [reply] = github.comments
     assert reply["body"].startswith("Building or publishing `helm` `v2` from `main` at ")
     assert f"| `{registry.host}/comments/helm:v2` | `{digest_of(primary)}` |" in reply["body"]

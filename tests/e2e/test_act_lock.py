@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fake_github import FakeGitHub  # noqa: E402
-from helpers import KUBEFILE, ROOT, copy_action, git, tool, write_tree  # noqa: E402
+from helpers import KUBEFILE, ROOT, copy_action, git, pushed, tool, write_tree  # noqa: E402
 from test_lock import seed  # noqa: E402
 
 pytestmark = [pytest.mark.act, pytest.mark.e2e]
@@ -20,7 +20,6 @@ TOKEN = "ghs_" + secrets.token_hex(16)
 def test_lock_refresh_workflow_pushes_a_branch_and_opens_a_pull_request(tmp_path):
     act = tool("act")
     origin = tmp_path / "origin.git"
-    subprocess.run(["git", "init", "-q", "--bare", str(origin)], check=True)
     repo = write_tree(tmp_path / "repo", {
         "clusterimage.yaml": "repository: acme\naction: ./clusterimage-action\nlock_refresh: '41 4 * * 2'\n",
         "applications/calico/v3.26.1/Kubefile": KUBEFILE,
@@ -28,11 +27,7 @@ def test_lock_refresh_workflow_pushes_a_branch_and_opens_a_pull_request(tmp_path
     copy_action(repo / "clusterimage-action")
     env = {**os.environ, "PYTHONPATH": str(ROOT / "generator")}
     subprocess.run([sys.executable, "-m", "clusterimg", "workflows", "--repo", str(repo)], check=True, env=env)
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "remote", "add", "origin", str(origin))
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "tree")
-    git(repo, "push", "-q", "origin", "main")
+    pushed(repo, origin)
     secrets_file = tmp_path / "secrets.env"
     secrets_file.write_text(f"GITHUB_TOKEN={TOKEN}\n")
 

@@ -11,24 +11,8 @@ import pytest
 
 from clusterimg import runner
 from clusterimg.errors import StepFailed
-from helpers import loopback_registry
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def mirror_registry(tools, tmp_path_factory):
-    """A second registry, with a user and password of its own; yields (host, username, password, authfile)."""
-    root = tmp_path_factory.mktemp("mirror-registry")
-    username, password = "mirror", "mirror-pw-" + secrets.token_hex(12)
-    with loopback_registry(root, username, password) as host:
-        authfile = root / "tests-auth.json"
-        subprocess.run(
-            ["skopeo", "login", "--authfile", str(authfile), "--tls-verify=false", "--username", username,
-             "--password-stdin", host],
-            input=password, capture_output=True, text=True, check=True,
-        )
-        yield host, username, password, authfile
 
 
 def raw(authfile, ref: str) -> bytes:
