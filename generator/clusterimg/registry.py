@@ -40,16 +40,15 @@ def published(refs: list[str], *, tls_verify: bool, retries: int = 3, raw: bool 
 def _published(ref: str, tls_verify: bool, retries: int, raw: bool) -> Published | None:
     cmd = ["skopeo", "inspect", _tls(tls_verify), *(["--raw"] if raw else []), f"docker://{ref}"]
     try:
-        text = _skopeo(cmd, retries)
+        digest, data = _read(cmd, retries)
     except _Absent:
         return None
     except _Failed as exc:
         print(f"warning: could not inspect {ref} ({exc}); building it", file=sys.stderr)
         return None
-    data = json.loads(text)
     if raw:
         listed = frozenset(m.get("digest", "") for m in data.get("manifests") or [])
-        return Published(digest="sha256:" + hashlib.sha256(text.encode()).hexdigest(), labels={}, listed=listed)
+        return Published(digest=digest, labels={}, listed=listed)
     return Published(digest=data.get("Digest", ""), labels=data.get("Labels") or {})
 
 
@@ -68,15 +67,20 @@ def host_of(ref: str) -> str:
 
 def _arch_digests(ref: str, tls: list[str], retries: int) -> dict[str, str] | None:
     try:
-        text = _skopeo(["skopeo", "inspect", *tls, "--raw", f"docker://{ref}"], retries)
+        digest, data = _read(["skopeo", "inspect", *tls, "--raw", f"docker://{ref}"], retries)
     except (_Absent, _Failed) as exc:
         print(f"warning: could not look up {ref} ({exc}); not rebuilding for it", file=sys.stderr)
         return None
-    data = json.loads(text)
     if "manifests" in data:
         return {m["platform"]["architecture"]: m["digest"] for m in data["manifests"]
                 if m.get("platform", {}).get("os") == "linux"}  # fmt: skip
-    return {"*": "sha256:" + hashlib.sha256(text.encode()).hexdigest()}
+    return {"*": digest}
+
+
+def _read(cmd: list[str], retries: int) -> tuple[str, dict]:
+    """What skopeo printed, parsed, and the sha256 digest of its bytes (a manifest's digest, with --raw)."""
+    text = _skopeo(cmd, retries)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest(), json.loads(text)
 
 
 # skopeo's words for "no such image", and for an answer that asking again will not change.
