@@ -60,7 +60,7 @@ def through_runner(ctx: Path, image: str, user: str, password: str) -> None:
     os.environ |= {"REGISTRY_USERNAME": user, "REGISTRY_PASSWORD": password}
     with contextlib.redirect_stderr(io.StringIO()):
         for arch in ARCHES:
-            runner.build(ctx, f"{image}:v1", arch, push=True, tls_verify=False)
+            runner.build(ctx, f"{image}:v1", arch, push=True, tls_verify=False, builder="buildah")
         runner.manifest(f"{image}:v1", ARCHES, tls_verify=False)
 
 

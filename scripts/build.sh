@@ -6,7 +6,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 arch=${CIMG_ARCH:-}
 arch_ok "$arch"
-builder=${CIMG_BUILDER:-sealos}
+builder=$CIMG_BUILDER
 case $builder in sealos | buildah) ;; *) die "builder must be sealos or buildah, got '$builder'" ;; esac
 context=${CIMG_CONTEXT:-.}
 [[ -d $context ]] || die "context $context is not a directory"
@@ -23,7 +23,7 @@ file=${CIMG_FILE:-Kubefile}
 timestamp=${CIMG_TIMESTAMP:-${SOURCE_DATE_EPOCH:-0}}
 [[ $timestamp =~ ^[0-9]+$ ]] || die "timestamp must be whole seconds since the epoch, got '$timestamp'"
 # sealos defaults --tls-verify to false unless it is set, so say it either way.
-extra=("--tls-verify=${CIMG_TLS_VERIFY:-true}" --timestamp "$timestamp")
+extra=("--tls-verify=$CIMG_TLS_VERIFY" --timestamp "$timestamp")
 while IFS= read -r line; do
   line=${line#"${line%%[![:space:]]*}"}
   line=${line%"${line##*[![:space:]]}"}

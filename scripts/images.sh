@@ -18,7 +18,7 @@ fi
 clusterimg_gen_venv "$CIMG_ACTION_PATH"
 
 args=(images "$context" --check --arch "$arch")
-if [[ ${CIMG_TLS_VERIFY:-true} == false ]]; then args+=(--no-tls-verify); fi
+if [[ $CIMG_TLS_VERIFY == false ]]; then args+=(--no-tls-verify); fi
 registry=$(own_registry)
 if [[ -n $registry ]]; then args+=(--registry "$registry"); fi
 if [[ -n ${CIMG_USERNAME:-} ]]; then

@@ -14,8 +14,8 @@ host_arch() {
 
 arch=${CIMG_ARCH:-$(host_arch)}
 arch_ok "$arch"
-builder=${CIMG_BUILDER:-sealos}
-tools=${CIMG_TOOLS:-download}
+builder=$CIMG_BUILDER
+tools=$CIMG_TOOLS
 cache=${RUNNER_TOOL_CACHE:-$HOME/.cache}/clusterimage
 
 case $builder in sealos | buildah) ;; *) die "builder must be sealos or buildah, got '$builder'" ;; esac

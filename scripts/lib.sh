@@ -41,7 +41,7 @@ summary() {
 # NO_RETRY has failed for good: asking again cannot help, so retry returns NO_RETRY at once.
 NO_RETRY=99
 retry() {
-  local tries=${CIMG_RETRIES:-3} delay=${CIMG_RETRY_DELAY:-2} n=1 shown=("$@") what
+  local tries=$CIMG_RETRIES delay=${CIMG_RETRY_DELAY:-2} n=1 shown=("$@") what
   [[ $tries =~ ^[1-9][0-9]*$ ]] || die "retries must be a positive integer, got '$tries'"
   [[ $delay =~ ^[0-9]+$ ]] || die "CIMG_RETRY_DELAY must be whole seconds, got '$delay'"
   if [[ ${shown[0]} == priv ]]; then shown=("${shown[@]:1}"); fi
@@ -130,11 +130,23 @@ clusterimg_gen_venv() {
 # Runs `python3 -m clusterimg.<module>` from this action's own files, for modules that need only the standard
 # library: nothing is installed. The package sits beside scripts/ in a checkout, or above it in a wheel.
 py_module() {
-  local here root
-  here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-  if [[ -d $here/generator/clusterimg ]]; then root=$here/generator; else root=$(cd "$here/../.." && pwd); fi
-  PYTHONPATH=$root${PYTHONPATH:+:$PYTHONPATH} "${CIMG_PYTHON:-python3}" -m "clusterimg.$1" "${@:2}"
+  PYTHONPATH=$(pkg_root)${PYTHONPATH:+:$PYTHONPATH} "${CIMG_PYTHON:-python3}" -m "clusterimg.$1" "${@:2}"
 }
+
+pkg_root() {
+  local here
+  here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  if [[ -d $here/generator/clusterimg ]]; then printf '%s\n' "$here/generator"; else (cd "$here/../.." && pwd); fi
+}
+
+# Settings the caller left unset take their defaults from the package's data file, the one the action's inputs take
+# theirs from. The action sets them all, so this runs only for a script started by hand.
+if [[ -z ${CIMG_BUILDER:-} || -z ${CIMG_TOOLS:-} || -z ${CIMG_RETRIES:-} || -z ${CIMG_TLS_VERIFY:-} ]]; then
+  defaults=$(env -i PATH="$PATH" PYTHONPATH="$(pkg_root)" "${CIMG_PYTHON:-python3}" -m clusterimg.defaults) ||
+    die "cannot read the defaults of clusterimg-gen"
+  eval "$defaults"
+  unset defaults
+fi
 
 # "<hex> *<path>" sha256 lines for the NUL-separated paths on stdin. openssl uses the CPU's SHA instructions, which
 # makes it several times faster than coreutils on large contexts and downloads; both print the same lines.
@@ -156,7 +168,7 @@ arch_ok() {
 [[ ${CIMG_NET_TIMEOUT:-300} =~ ^[1-9][0-9]*$ ]] || die "CIMG_NET_TIMEOUT must be whole seconds, got '${CIMG_NET_TIMEOUT}'"
 NET=(timeout --kill-after=10 "${CIMG_NET_TIMEOUT:-300}")
 
-case ${CIMG_TLS_VERIFY:-true} in
+case $CIMG_TLS_VERIFY in
 true) TLS=() ;;
 false) TLS=(--tls-verify=false) ;;
 *) die "tls-verify must be true or false, got '${CIMG_TLS_VERIFY}'" ;;

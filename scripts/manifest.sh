@@ -106,7 +106,7 @@ push_list() {
     return 1
   }
 }
-retry push_list || die "push of $target failed after ${CIMG_RETRIES:-3} attempt(s); the local list is removed"
+retry push_list || die "push of $target failed after $CIMG_RETRIES attempt(s); the local list is removed"
 priv buildah manifest rm "$list" >/dev/null 2>&1 || true
 pushed=true
 group_end

@@ -53,7 +53,7 @@ source_flag=() dest_flag=()
 if ((${#source_tls[@]})); then source_flag=(--src-tls-verify=false); fi
 if ((${#mirror_tls[@]})); then dest_flag=(--dest-tls-verify=false); fi
 retry priv "${NET[@]}" skopeo copy --all --preserve-digests --retry-times 0 "${source_flag[@]}" "${dest_flag[@]}" \
-  "docker://$image@$digest" "docker://$target" || fail "copy to $target failed after ${CIMG_RETRIES:-3} attempt(s)"
+  "docker://$image@$digest" "docker://$target" || fail "copy to $target failed after $CIMG_RETRIES attempt(s)"
 group_end
 
 got=$(retry manifest_digest "${mirror_tls[0]:-}" "$target") || fail "could not read back $target"

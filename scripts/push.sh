@@ -14,7 +14,7 @@ registry_login "$registry"
 group_start "push $ref"
 # Only our retry backs off: buildah's own is off (older buildah ignores --retry 0 but honours the delay).
 retry priv "${NET[@]}" buildah push "${TLS[@]}" --retry 0 --retry-delay 1ms --digestfile "$digestfile" "$ref" "docker://$ref" ||
-  die "push of $ref to $registry failed after ${CIMG_RETRIES:-3} attempt(s)"
+  die "push of $ref to $registry failed after $CIMG_RETRIES attempt(s)"
 group_end
 read -r digest <"$digestfile" || true
 [[ $digest == sha256:* ]] || die "push of $ref reported no digest"

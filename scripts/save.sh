@@ -98,7 +98,7 @@ skopeo_error() {
 copy_once() {
   local src=$1 name=$2 out=$3 tls=()
   # tls-verify: false is for the configured registry only; every upstream registry is verified.
-  if [[ ${CIMG_TLS_VERIFY:-true} == false && $src == docker://* && $(registry_of "${src#docker://}") == "$registry" ]]; then
+  if [[ $CIMG_TLS_VERIFY == false && $src == docker://* && $(registry_of "${src#docker://}") == "$registry" ]]; then
     tls=(--src-tls-verify=false)
   fi
   if priv "${NET[@]}" skopeo --override-os linux --override-arch "$arch" copy --quiet ${tls[@]+"${tls[@]}"} \

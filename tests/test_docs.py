@@ -2,7 +2,7 @@
 
 import pytest
 
-from clusterimg import model, yamlio
+from clusterimg import defaults, yamlio
 from helpers import ROOT
 
 ACTIONS = ["action.yml", "manifest/action.yml", "plan/action.yml", "lock/action.yml", "comment/action.yml",
@@ -18,9 +18,12 @@ def test_readme_lists_every_input_and_output_of_each_action(path):
         assert f"| `{name}` |" in section, f"{path}: {name} missing from README"
 
 
-def test_action_tool_defaults_match_the_generator():
-    action = yamlio.load((ROOT / "action.yml").read_text())["inputs"]
-    assert action["sealos-version"]["default"] == model.SEALOS_VERSION
-    assert action["buildah-version"]["default"] == model.BUILDAH_VERSION
-    manifest = yamlio.load((ROOT / "manifest/action.yml").read_text())["inputs"]
-    assert manifest["buildah-version"]["default"] == model.BUILDAH_VERSION
+def test_every_action_input_default_is_the_data_files():
+    wanted = defaults.action_inputs()
+    seen = set()
+    for path in ACTIONS:
+        for name, spec in yamlio.load((ROOT / path).read_text())["inputs"].items():
+            if name in wanted:
+                seen.add(name)
+                assert spec.get("default") == wanted[name], f"{path}: input {name}"
+    assert seen == set(wanted), "a default in defaults.json that no action input takes"

@@ -13,14 +13,14 @@ import yaml
 
 from clusterimg import lock
 from clusterimg.errors import ConfigError
-from clusterimg.pins import DEFAULTS
+from clusterimg.defaults import PINS
 from fake_github import FakeGitHub
 from helpers import ROOT, tool
 
 TOKEN = "ghp_test0000token0000never0000printed"
 ENV = ("GITHUB_TOKEN", "GH_TOKEN", "GITHUB_API_URL", "GH_HOST", "GITHUB_JWT_TOKEN")
 # Synthetic commits, one per default action: 1111…, 2222…
-COMMITS = {name: f"{i:x}" * 40 for i, name in enumerate(DEFAULTS, start=1)}
+COMMITS = {name: f"{i:x}" * 40 for i, name in enumerate(PINS, start=1)}
 REMOTE_SHA = "c" * 40
 ARCHES = ("amd64", "arm64")
 
@@ -42,7 +42,7 @@ def sha256(data: bytes) -> str:
 
 
 def seed(fake: FakeGitHub) -> None:
-    for name, pin in DEFAULTS.items():
+    for name, pin in PINS.items():
         fake.tag(lock._repo_of(name), pin.tag, COMMITS[name])
     fake.release("labring/sealos", "v5.0.1", sealos_assets("5.0.1"))
     fake.release("labring/sealos", "v5.1.1", sealos_assets("5.1.1"), latest=True)
@@ -73,14 +73,14 @@ def test_lock_pins_default_actions_by_lightweight_tag_to_their_commit(cli, gh, t
     result = cli("lock", "--repo", repo, "--api-url", gh.url)
     assert result.code == 0, result.err
     assert "wrote clusterimage.lock" in result.out
-    for name, pin in DEFAULTS.items():
+    for name, pin in PINS.items():
         assert locked(repo)["actions"][name] == {"tag": pin.tag, "sha": COMMITS[name]}
         assert f"/repos/{lock._repo_of(name)}/git/ref/tags/{pin.tag}" in [r.path for r in gh.requests]
     assert not any("/git/tags/" in r.path for r in gh.requests)
 
 
 def test_lock_peels_an_annotated_tag_to_the_commit_not_the_tag_object(cli, gh, tree):
-    name, pin = next(iter(DEFAULTS.items()))
+    name, pin = next(iter(PINS.items()))
     gh.tag(lock._repo_of(name), pin.tag, "d" * 40, annotated="a" * 40)
     repo = tree()
     assert cli("lock", "--repo", repo, "--api-url", gh.url).code == 0
@@ -160,7 +160,7 @@ def test_load_gives_the_lead_everything_render_needs(cli, gh, tree):
     assert lock.load(repo) is None
     cli("lock", "--repo", repo, "--api-url", gh.url)
     got = lock.load(repo)
-    assert got.actions == {name: (pin.tag, COMMITS[name]) for name, pin in DEFAULTS.items()}
+    assert got.actions == {name: (pin.tag, COMMITS[name]) for name, pin in PINS.items()}
     assert got.sealos_version == "5.1.1" and set(got.sealos_sha256) == set(ARCHES)
     assert got.buildah_version == "depend"
     assert got.buildah_sha256 == {a: sha256(buildah_assets()[f"buildah.linux.{a}"]) for a in ARCHES}
@@ -188,7 +188,7 @@ def test_remote_action_commit_unknown_to_github_is_an_error(cli, gh, tree):
 
 def refresh_upstream(gh: FakeGitHub) -> None:
     """Everything upstream moves: a re-pointed tag, a new sealos release, rebuilt buildah binaries."""
-    for name, pin in DEFAULTS.items():
+    for name, pin in PINS.items():
         gh.tag(lock._repo_of(name), pin.tag, "f" * 40)
     gh.release("labring/sealos", "v5.2.0", sealos_assets("5.2.0"), latest=True)
     gh.release("labring/cluster-image", "depend", buildah_assets(" rebuilt"))
@@ -207,7 +207,7 @@ def test_update_refreshes_only_the_named_entries_and_keeps_the_rest(cli, gh, tre
     assert after["actions"] == before["actions"] and after["buildah"] == before["buildah"]
     assert "sealos: 5.1.1" in result.out and "-> 5.2.0" in result.out
 
-    name = next(iter(DEFAULTS))
+    name = next(iter(PINS))
     assert cli("lock", "--repo", repo, "--api-url", gh.url, "--update", "buildah", "--update", name).code == 0
     last = locked(repo)
     assert last["actions"][name]["sha"] == "f" * 40
@@ -262,7 +262,7 @@ def bad_credentials(gh, monkeypatch, repo):
 
 def unknown_tag(gh, monkeypatch, repo):
     gh.tags.clear()
-    name, pin = next(iter(DEFAULTS.items()))
+    name, pin = next(iter(PINS.items()))
     return f"{lock._repo_of(name)} tag {pin.tag}: not found (404)", gh.url
 
 
@@ -314,7 +314,7 @@ def malformed_json(gh, monkeypatch, repo):
 
 
 def redirect_answered_204(gh, monkeypatch, repo):
-    name, pin = next(iter(DEFAULTS.items()))
+    name, pin = next(iter(PINS.items()))
     gh.answer(f"/repos/{lock._repo_of(name)}/git/ref/tags/", 302, ctype=None, headers={"Location": f"{gh.url}/moved"})
     gh.answer("/moved", 204, ctype=None)
     return f"{lock._repo_of(name)} tag {pin.tag}: unexpected response", gh.url

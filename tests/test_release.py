@@ -190,7 +190,8 @@ def test_a_refused_tag_move_fails_naming_the_command_that_moves_it_by_hand(api):
     ("GITHUB_SHA", "main", "not a commit SHA"),
 ])
 def test_stamp_refuses_a_tag_or_commit_that_is_not_this_release(tmp_path, name, value, message):
-    for rel in ("pyproject.toml", "generator/clusterimg/__init__.py", "scripts/lib.sh", ".github/scripts/release.sh"):
+    for rel in ("pyproject.toml", "generator/clusterimg/__init__.py", "generator/clusterimg/defaults.py",
+                "generator/clusterimg/defaults.json", "scripts/lib.sh", ".github/scripts/release.sh"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, tmp_path / rel)
     proc = release_sh("stamp", cwd=tmp_path, **{name: value})

@@ -129,7 +129,7 @@ def test_a_failed_write_leaves_the_tree_untouched(cli, tree, monkeypatch):
 
 
 def test_a_workflows_dir_symlinked_out_of_the_repo_is_refused_and_nothing_is_written(cli, tree, tmp_path):
-    from clusterimg.render import header
+    from clusterimg.header import header
 
     repo = tree()
     outside = tmp_path / "outside"
@@ -236,13 +236,13 @@ def test_keepalive_runs_only_on_schedule_and_can_be_turned_off(cli, tree):
 
 
 def test_default_pins_are_current_majors_and_a_node20_pin_is_flagged(cli, tree, monkeypatch):
-    from clusterimg import pins
+    from clusterimg import defaults
 
-    assert all(p.runtime != "node20" for p in pins.DEFAULTS.values())
+    assert all(p.runtime != "node20" for p in defaults.PINS.values())
     repo = tree()
     assert "node20" not in cli("workflows", "--repo", repo).err
-    old = pins.Pin("actions/checkout", "v4.2.2", "0" * 40, "node20")
-    monkeypatch.setitem(pins.DEFAULTS, "actions/checkout", old)
+    old = defaults.Pin("actions/checkout", "v4.2.2", "0" * 40, "node20")
+    monkeypatch.setitem(defaults.PINS, "actions/checkout", old)
     result = cli("workflows", "--repo", repo)
     assert "warning: actions/checkout@v4.2.2 runs on node20" in result.err
     assert cli("workflows", "--repo", repo, "--strict").code == 1

@@ -8,8 +8,41 @@ from pathlib import Path
 
 import click
 
-from . import __version__
+from . import __version__, defaults
 from .errors import CheckFailed, FatalError
+from .model import Arch, split_tag
+
+
+class ArchType(click.ParamType):
+    """An arch name, parsed into Arch once; a bad one names the valid values."""
+
+    name = "arch"
+
+    def convert(self, value, param, ctx) -> Arch:
+        try:
+            return Arch(value)
+        except ValueError:
+            self.fail(f"{value!r}: expected one of " + ", ".join(a.value for a in Arch), param, ctx)
+
+    def get_metavar(self, param, ctx=None) -> str:
+        return "[" + "|".join(a.value for a in Arch) + "]"
+
+
+class ImageTagType(click.ParamType):
+    """NAME:TAG, refused at the command line when model.split_tag cannot split it."""
+
+    name = "NAME:TAG"
+
+    def convert(self, value, param, ctx) -> str:
+        try:
+            split_tag(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        return value
+
+
+ARCH = ArchType()
+IMAGE_TAG = ImageTagType()
 
 repo_option = click.option(
     "--repo", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
@@ -42,12 +75,12 @@ def workflows(repo: Path, repository: str | None, action: str | None, check: boo
     from . import config as config_mod
     from . import lock
     from . import plan as plan_mod
-    from . import render, write
+    from . import header, render, write
 
     config = config_mod.load(repo, {"repository": repository, "action": action})
     tree = plan_mod.discover(repo, config)  # the tree must be valid before anything is written
     _warn(config.warnings() + tree.warnings() + plan_mod.cmd_warnings(tree.found) + render.runtime_warnings(), strict)
-    command = render.regenerate(repository, action)
+    command = header.regenerate(repository, action)
     files = render.render(config, plan_mod.build_plan(config, tree.found), lock.load(repo), command)
     if check:
         changed, stale = write.diff(repo, files)
@@ -178,15 +211,16 @@ def _skip_unchanged(config, result, adopt):
 
 @cli.command()
 @click.argument("context", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--image", "image_tag", required=True, metavar="NAME:TAG", help="Per-arch ref is NAME:TAG-ARCH.")
-@click.option("--arch", required=True, type=click.Choice(["amd64", "arm64"]))
+@click.option("--image", "image_tag", required=True, type=IMAGE_TAG, metavar="NAME:TAG",
+              help="Per-arch ref is NAME:TAG-ARCH.")
+@click.option("--arch", required=True, type=ARCH)
 @click.option("--file", "file_", help="Build file (default: after init.sh, a non-empty Dockerfile, else Kubefile, else Sealfile).")
 @click.option("--inputs", metavar="DIGEST", help="Input digest to label the image with (from `plan --format json`).")
 @click.option("--setup", metavar="SCRIPT", help="Script to run before init.sh, from the current directory.")
-@click.option("--builder", type=click.Choice(["sealos", "buildah"]), default="sealos", show_default=True)
+@click.option("--builder", type=click.Choice(["sealos", "buildah"]), default=defaults.BUILDER, show_default=True)
 @click.option("--push", is_flag=True, help="Push NAME:TAG-ARCH after the build.")
-@click.option("--tls-verify/--no-tls-verify", default=True, show_default=True)
-@click.option("--retries", type=click.IntRange(1, 10), default=3, show_default=True)
+@click.option("--tls-verify/--no-tls-verify", default=defaults.TLS_VERIFY, show_default=True)
+@click.option("--retries", type=click.IntRange(1, 10), default=defaults.RETRIES, show_default=True)
 @click.option("--save-images/--no-save-images", default=True, show_default=True,
               help="Save the embedded images for ARCH into the prepared context's registry/ before the build.")
 def build(context, image_tag, arch, file_, inputs, setup, builder, push, tls_verify, retries, save_images) -> None:
@@ -194,24 +228,24 @@ def build(context, image_tag, arch, file_, inputs, setup, builder, push, tls_ver
     from . import runner
 
     out = runner.build(
-        str(context), image_tag, arch, file=file_, inputs=inputs, setup=setup, builder=builder, push=push,
+        str(context), image_tag, arch.value, file=file_, inputs=inputs, setup=setup, builder=builder, push=push,
         tls_verify=tls_verify, retries=retries, save_images=save_images,
     )
     click.echo(json.dumps(out, sort_keys=True))
 
 
 @cli.command()
-@click.argument("image_tag", metavar="NAME:TAG")
-@click.option("--arch", "arches", multiple=True, required=True, type=click.Choice(["amd64", "arm64"]))
+@click.argument("image_tag", type=IMAGE_TAG, metavar="NAME:TAG")
+@click.option("--arch", "arches", multiple=True, required=True, type=ARCH)
 @click.option("--inputs", multiple=True, metavar="ARCH=DIGEST",
               help="Publish only if that arch's image carries this input digest (repeatable; from `plan`).")
-@click.option("--tls-verify/--no-tls-verify", default=True, show_default=True)
-@click.option("--retries", type=click.IntRange(1, 10), default=3, show_default=True)
+@click.option("--tls-verify/--no-tls-verify", default=defaults.TLS_VERIFY, show_default=True)
+@click.option("--retries", type=click.IntRange(1, 10), default=defaults.RETRIES, show_default=True)
 def manifest(image_tag, arches, inputs, tls_verify, retries) -> None:
     """Create, push and verify the manifest list NAME:TAG from NAME:TAG-ARCH images."""
     from . import runner
 
-    out = runner.manifest(image_tag, list(arches), inputs=inputs, tls_verify=tls_verify, retries=retries)
+    out = runner.manifest(image_tag, [a.value for a in arches], inputs=inputs, tls_verify=tls_verify, retries=retries)
     click.echo(json.dumps(out, sort_keys=True))
 
 
@@ -296,13 +330,13 @@ def _warn(warnings: list[str], strict: bool) -> None:
 
 @cli.command()
 @click.argument("context", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--arch", "arches", multiple=True, type=click.Choice(["amd64", "arm64"]),
+@click.option("--arch", "arches", multiple=True, type=ARCH,
               help="Arch to check (repeatable) [default: amd64 and arm64].")  # fmt: skip
 @click.option("--check", is_flag=True, help="Ask the registry for each image and arch; exit 1 if any is missing.")
 @click.option("--registry", metavar="HOST",
               help="The configured registry: REGISTRY_USERNAME/REGISTRY_PASSWORD log in to it, and --no-tls-verify "
                    "applies to it alone.")
-@click.option("--tls-verify/--no-tls-verify", default=True, show_default=True)
+@click.option("--tls-verify/--no-tls-verify", default=defaults.TLS_VERIFY, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["json", "text", "save"]), default="text", show_default=True,
               help="save: one `SOURCE NAME` line per image, NAME being its place in registry/ (read by save.sh).")
 def images(context: Path, arches: tuple[str, ...], check: bool, registry: str | None, tls_verify: bool,
@@ -323,7 +357,7 @@ def images(context: Path, arches: tuple[str, ...], check: bool, registry: str | 
         click.echo(f"warning: {note}", err=True)
     missed = None
     if check:
-        arches = tuple(dict.fromkeys(arches or ("amd64", "arm64")))
+        arches = tuple(a.value for a in dict.fromkeys(arches or Arch))
         found = {}
         if listing.images:
             with registry_mod.auth(registry, username, password, tls_verify=tls_verify) as authfile:

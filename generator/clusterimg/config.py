@@ -76,7 +76,7 @@ def load(repo: Path, overrides: dict | None = None, *, check_tree: bool = True) 
 
 
 def parse(data: dict) -> Config:
-    c = _Checker(CONFIG_FILE)
+    c = Checker(CONFIG_FILE)
     for key in data:
         if key not in KEYS:
             c.fail(str(key), key, "one of " + ", ".join(sorted(KEYS)))
@@ -160,7 +160,7 @@ def _first_line(exc: BaseException) -> str:
     return str(getattr(exc, "problem", None) or exc).splitlines()[0]
 
 
-class _Checker:
+class Checker:
     def __init__(self, file: str):
         self.file = file
 

@@ -94,7 +94,7 @@ class Layout:
     def _fill(self, out, jobs, arch, entries, what) -> None:
         jobs = [j for j in jobs if j.arch == arch]
         if len(entries) > len(jobs) * MATRIX_LIMIT:
-            from .render import REGENERATE
+            from .header import REGENERATE
 
             room = f"{len(jobs)} job(s) of at most {MATRIX_LIMIT}" if jobs else "no job for that stage"
             raise UserError(f"plan: {what} outgrow the generated workflow ({room}); regenerate it with: {REGENERATE}")

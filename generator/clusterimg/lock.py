@@ -13,11 +13,12 @@ from pathlib import Path
 import yaml
 
 from . import config as config_mod
+from . import defaults
 from . import yamlio
-from .config import _Checker
+from .config import Checker
 from .errors import ConfigError, GitHubError, UserError
 from .model import CONFIG_FILE, TOOL_VERSION, Arch, Config
-from .pins import DEFAULTS
+from .defaults import PINS
 from .write import put
 
 LOCK_FILE = "clusterimage.lock"
@@ -26,7 +27,6 @@ HEADER = (
     "# Refresh every entry with: clusterimg-gen lock    (one entry: clusterimg-gen lock --update NAME)\n"
 )
 SEALOS_REPO = "labring/sealos"
-SEALOS_SUMS = "sealos_checksums.txt"
 BUILDAH_REPO = "labring/cluster-image"
 TOOLS = ("sealos", "buildah")
 ARCHES = tuple(a.value for a in Arch)  # every arch, so changing `arches:` in config never needs a new lock
@@ -65,7 +65,7 @@ def load(repo: Path) -> Lock | None:
 
 
 def parse(data: object) -> Lock:
-    c = _Checker(LOCK_FILE)
+    c = Checker(LOCK_FILE)
     top = c.mapping("(top level)", data)
     _keys(c, "", top, ("actions", *TOOLS))
     actions = {}
@@ -123,7 +123,7 @@ def run(repo: Path, update: tuple[str, ...], api_url: str | None, action: str | 
 
 def resolve(gh, config: Config, *, sealos_pinned: bool, old: Lock | None, update: tuple[str, ...] = ()) -> Lock:
     """Ask GitHub for every entry, except those `update` leaves out that `old` still answers for this config."""
-    wanted = {name: pin.tag for name, pin in DEFAULTS.items()}
+    wanted = {name: pin.tag for name, pin in PINS.items()}
     remote = _remote_action(config)
     known = sorted({*wanted, *TOOLS, *([remote[0]] if remote else [])})
     for name in update:
@@ -213,19 +213,22 @@ def _sealos(gh, version: str | None) -> tuple[str, dict[str, str]]:
     found = release.tag.removeprefix("v")
     if not TOOL_VERSION.fullmatch(found):
         raise GitHubError(f"{SEALOS_REPO} release {release.tag}: not a version tag such as v5.1.1")
-    sums = _checksums(gh.download(release, SEALOS_SUMS).decode("utf-8", "replace"))
+    sums_name = defaults.asset(defaults.DATA["sealos"]["checksums_url"], found, "")
+    sums = _checksums(gh.download(release, sums_name).decode("utf-8", "replace"))
     shas = {}
     for arch in ARCHES:
-        name = f"sealos_{found}_linux_{arch}.tar.gz"
+        name = defaults.asset(defaults.DATA["sealos"]["url"], found, arch)
         if name not in sums:
-            raise GitHubError(f"{SEALOS_REPO} release {release.tag}: {SEALOS_SUMS} lists no {name}")
+            raise GitHubError(f"{SEALOS_REPO} release {release.tag}: {sums_name} lists no {name}")
         shas[arch] = sums[name]
     return found, shas
 
 
 def _buildah(gh, version: str) -> tuple[str, dict[str, str]]:
     release = gh.release(BUILDAH_REPO, version)
-    return version, {a: hashlib.sha256(gh.download(release, f"buildah.linux.{a}")).hexdigest() for a in ARCHES}
+    url = defaults.DATA["buildah"]["url"]
+    return version, {a: hashlib.sha256(gh.download(release, defaults.asset(url, version, a))).hexdigest()
+                     for a in ARCHES}
 
 
 def _checksums(text: str) -> dict[str, str]:
@@ -238,7 +241,7 @@ def _checksums(text: str) -> dict[str, str]:
     return sums
 
 
-def _keys(c: _Checker, prefix: str, data: dict, expected: tuple[str, ...]) -> None:
+def _keys(c: Checker, prefix: str, data: dict, expected: tuple[str, ...]) -> None:
     """Exactly the expected keys: an unknown key and a missing one both name the key."""
     for key in data:
         if key not in expected:

@@ -10,11 +10,11 @@ from pathlib import Path
 import jinja2
 
 from . import __version__, paths
+from .header import REGENERATE, header, stamp
 from .layout import Layout
 from .lock import Lock, tool_versions
 from .model import (
     LOCK_WORKFLOW_FILE,
-    MARKER,
     VENDOR_DIR,
     VENDORED,
     WORKFLOW_FILE,
@@ -24,23 +24,7 @@ from .model import (
     PullRequests,
     is_self_hosted,
 )
-from .pins import DEFAULTS, Pin
-
-REGENERATE = "clusterimg-gen workflows"
-
-
-def regenerate(repository: str | None = None, action: str | None = None) -> str:
-    """The command that regenerates the files, with the flags they were generated with."""
-    flags = [f" --repository {repository}" if repository else "", f" --action {action}" if action else ""]
-    return REGENERATE + "".join(flags)
-
-
-def header(comment: str = "#", command: str = REGENERATE) -> str:
-    return (
-        f"{comment} {MARKER} {__version__}. Do not edit: change clusterimage.yaml instead.\n"
-        f"{comment} Regenerate from the repository root with: {command}"
-    )
-
+from .defaults import PINS, Pin
 
 def expr(text: str) -> str:
     """The one place a GitHub `${{ }}` expression is built from generator data."""
@@ -136,12 +120,12 @@ def workflow(config: Config, plan: Plan, lock: Lock | None = None, command: str 
 
 def runtime_warnings() -> list[str]:
     """GitHub is retiring node20 on its runners: a pin still on it needs a newer major."""
-    return [f"{p.action}@{p.tag} runs on {p.runtime}; move to a release on node24" for p in DEFAULTS.values()
+    return [f"{p.action}@{p.tag} runs on {p.runtime}; move to a release on node24" for p in PINS.values()
             if p.runtime == "node20"]
 
 
 def _checkout(lock: Lock | None) -> Pin:
-    pin = DEFAULTS["actions/checkout"]
+    pin = PINS["actions/checkout"]
     if lock and pin.action in lock.actions:
         tag, sha = lock.actions[pin.action]
         return Pin(pin.action, tag, sha, pin.runtime)
@@ -209,18 +193,9 @@ def vendored_action(command: str = REGENERATE) -> dict[str, str]:
         for path in sorted((root / sub).iterdir()):
             if path.is_file():
                 files[f"{sub}/{path.name}"] = path.read_text(encoding="utf-8")
-    for path in sorted(pkg.glob("*.py")):
+    for path in [*sorted(pkg.glob("*.py")), pkg / "defaults.json"]:
         files[f"generator/clusterimg/{path.name}"] = path.read_text(encoding="utf-8")
-    return {f"{VENDOR_DIR}/{rel}": _stamp(rel, text, command) for rel, text in files.items()}
-
-
-def _stamp(rel: str, text: str, command: str) -> str:
-    if rel.endswith(".j2"):
-        return "<# " + header("", command).replace("\n", " ") + " #>\n" + text
-    if text.startswith("#!"):
-        shebang, _, rest = text.partition("\n")
-        return f"{shebang}\n{header(command=command)}\n{rest}"
-    return f"{header(command=command)}\n{text}"
+    return {f"{VENDOR_DIR}/{rel}": stamp(rel, text, command) for rel, text in files.items()}
 
 
 def lock_workflow(config: Config, lock: Lock | None, command: str = REGENERATE) -> str:

@@ -11,7 +11,9 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from .errors import StepFailed, UserError
+from . import defaults
+from .errors import StepFailed
+from .model import split_tag
 from .paths import scripts_dir
 
 
@@ -23,10 +25,10 @@ def build(
     file: str | os.PathLike | None = None,
     inputs: str | None = None,
     setup: str | os.PathLike | None = None,
-    builder: str = "buildah",
+    builder: str = defaults.BUILDER,
     push: bool = False,
-    tls_verify: bool = True,
-    retries: int = 3,
+    tls_verify: bool = defaults.TLS_VERIFY,
+    retries: int = defaults.RETRIES,
     save_images: bool = True,
 ) -> dict[str, str]:
     """Build `<image>:<version>-<arch>` from `image_tag` = `<image>:<version>`, after saving the images it embeds;
@@ -56,10 +58,10 @@ def build(
     return out
 
 
-def manifest(image_tag: str, arches: Iterable[str], *, inputs: Iterable[str] = (), tls_verify: bool = True,
-             retries: int = 3) -> dict[str, str]:
-    """Publish `image_tag` as the list of its already pushed `-<arch>` images; with `inputs` (arch=digest), only
-    images that carry those input digests."""
+def manifest(image_tag: str, arches: Iterable[str], *, inputs: Iterable[str] = (),
+             tls_verify: bool = defaults.TLS_VERIFY, retries: int = defaults.RETRIES) -> dict[str, str]:
+    """Publish `image_tag` = `<image>:<version>` as the list of its already pushed `-<arch>` images; with `inputs`
+    (arch=digest), only images that carry those input digests."""
     image, version = split_tag(image_tag)
     require("buildah", "skopeo")
     env = {"CIMG_BUILDER": "buildah"} | common(tls_verify, retries)
@@ -75,13 +77,6 @@ def require(*tools: str) -> None:
     for tool in dict.fromkeys(tools):
         if not shutil.which(tool):
             raise StepFailed(f"{tool} not found on PATH; install it, or run the action, which downloads it")
-
-
-def split_tag(image_tag: str) -> tuple[str, str]:
-    image, sep, version = image_tag.rpartition(":")
-    if not sep or "/" in version or not image:
-        raise UserError(f"{image_tag!r}: expected <image>:<version>")
-    return image, version
 
 
 def common(tls_verify: bool, retries: int) -> dict[str, str]:

@@ -7,7 +7,8 @@ import tempfile
 from pathlib import Path
 
 from .errors import UserError
-from .model import VENDOR_DIR, is_generated
+from .header import is_generated
+from .model import VENDOR_DIR
 
 OWNED_DIRS = (".github/workflows", VENDOR_DIR)
 

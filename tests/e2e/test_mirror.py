@@ -38,7 +38,7 @@ def mirror(image, digest, target, username, password, **env):
 def published(kubefile, image, creds):
     """image:v1 published on the primary as a two-arch list; yields its digest."""
     for arch in ("amd64", "arm64"):
-        runner.build(kubefile, f"{image}:v1", arch, push=True, tls_verify=False)
+        runner.build(kubefile, f"{image}:v1", arch, push=True, tls_verify=False, builder="buildah")
     return runner.manifest(f"{image}:v1", ["amd64", "arm64"], tls_verify=False)["digest"]
 
 

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.e2e
 
 def publish(context, image, arches):
     for arch in arches:
-        runner.build(context, f"{image}:v1", arch, push=True, tls_verify=False)
+        runner.build(context, f"{image}:v1", arch, push=True, tls_verify=False, builder="buildah")
     return runner.manifest(f"{image}:v1", arches, tls_verify=False)
 
 
@@ -54,7 +54,7 @@ def test_password_never_reaches_argv_output_or_summary(
     monkeypatch.setenv("REGISTRY_AUTH_FILE", str(tmp_path / "auth.json"))
     on_path(fakes / "argv_log")
 
-    outputs = [runner.build(kubefile, f"{image}:v1", "amd64", push=True, tls_verify=False)]
+    outputs = [runner.build(kubefile, f"{image}:v1", "amd64", push=True, tls_verify=False, builder="buildah")]
     outputs.append(runner.manifest(f"{image}:v1", ["amd64"], tls_verify=False))
 
     calls = [shlex.split(line) for line in argv_log.read_text().splitlines()]
@@ -77,7 +77,7 @@ def test_fan_in_naming_an_unbuilt_arch_fails_and_leaves_the_published_list_untou
 
 
 def test_fan_in_refuses_an_arch_tag_that_holds_another_arch(kubefile, image, creds):
-    runner.build(kubefile, f"{image}:v1", "arm64", push=True, tls_verify=False)
+    runner.build(kubefile, f"{image}:v1", "arm64", push=True, tls_verify=False, builder="buildah")
     creds.skopeo("copy", f"docker://{image}:v1-arm64", f"docker://{image}:v1-amd64")
 
     with pytest.raises(StepFailed, match=r"are really linux/arm64; .* left untouched"):
@@ -96,7 +96,7 @@ def test_push_to_a_dead_registry_fails_within_bounded_time_with_a_clear_message(
     start = time.monotonic()
     try:
         with pytest.raises(StepFailed, match=rf"push of {image}:v1-amd64 to 127.0.0.1:{port} failed after 3 attempt"):
-            runner.build(kubefile, f"{image}:v1", "amd64", push=True, tls_verify=False, retries=3)
+            runner.build(kubefile, f"{image}:v1", "amd64", push=True, tls_verify=False, retries=3, builder="buildah")
     finally:
         subprocess.run(["buildah", "rmi", "-f", f"{image}:v1-amd64"], capture_output=True, check=False)
     assert time.monotonic() - start < 15
@@ -108,7 +108,7 @@ def test_image_built_for_the_wrong_arch_is_refused_before_push(kubefile, image, 
 
     tools = hide("skopeo") if reader != "skopeo" else contextlib.nullcontext()
     with tools, pytest.raises(StepFailed, match=r"built for 'arm64', not 'amd64'; removed it before any push"):
-        runner.build(kubefile, f"{image}:v1", "amd64", push=True, tls_verify=False)
+        runner.build(kubefile, f"{image}:v1", "amd64", push=True, tls_verify=False, builder="buildah")
 
     assert not creds.has(f"{image}:v1-amd64")
     local = subprocess.run(["buildah", "inspect", "--type", "image", f"{image}:v1-amd64"], capture_output=True)
@@ -179,22 +179,22 @@ def layers_and_created(ref: str) -> tuple[str, str]:
 
 def test_arches_and_rebuilds_share_identical_layers_at_a_fixed_timestamp(kubefile, image, monkeypatch):
     monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
-    runner.build(kubefile, f"{image}:v1", "amd64")
+    runner.build(kubefile, f"{image}:v1", "amd64", builder="buildah")
     time.sleep(1.1)  # without a fixed time, files get this second's mtime and the layer differs
     (kubefile / "manifests" / "app.yaml").touch()
-    runner.build(kubefile, f"{image}:v1", "arm64")
+    runner.build(kubefile, f"{image}:v1", "arm64", builder="buildah")
 
     amd64, arm64 = layers_and_created(f"{image}:v1-amd64"), layers_and_created(f"{image}:v1-arm64")
     assert amd64 == arm64
     assert amd64[1].startswith("1970-01-01 00:00:00")
 
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
-    runner.build(kubefile, f"{image}:v2", "amd64")
+    runner.build(kubefile, f"{image}:v2", "amd64", builder="buildah")
     assert layers_and_created(f"{image}:v2-amd64")[1].startswith("2023-11-14 22:13:20")
 
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
     with pytest.raises(StepFailed, match=r"timestamp must be whole seconds since the epoch, got 'yesterday'"):
-        runner.build(kubefile, f"{image}:v3", "amd64")
+        runner.build(kubefile, f"{image}:v3", "amd64", builder="buildah")
 
 
 def test_interleaved_runs_never_publish_a_mixed_list(kubefile, image, creds, tmp_path):
@@ -207,7 +207,7 @@ def test_interleaved_runs_never_publish_a_mixed_list(kubefile, image, creds, tmp
     for run, arch in (("A", "amd64"), ("B", "amd64"), ("B", "arm64"), ("A", "arm64")):
         context, letter = runs[run]
         digests[(run, arch)] = letter * 63 + ("1" if arch == "amd64" else "2")
-        out = runner.build(context, f"{image}:v1", arch, push=True, tls_verify=False, inputs=digests[(run, arch)])
+        out = runner.build(context, f"{image}:v1", arch, push=True, tls_verify=False, inputs=digests[(run, arch)], builder="buildah")
         digests[(run, arch, "pushed")] = out["digest"]
 
     def inputs(run):
@@ -219,7 +219,7 @@ def test_interleaved_runs_never_publish_a_mixed_list(kubefile, image, creds, tmp
     with pytest.raises(StepFailed, match=r"arm64: .*:v1-arm64 carries inputs a{63}2, not this run's b{63}2"):
         runner.manifest(f"{image}:v1", ["amd64", "arm64"], inputs=inputs("B"), tls_verify=False)
     # Run A re-pushes its amd64 image (a retry); now every arch tag holds one run's image, and only that run publishes.
-    again = runner.build(kubefile, f"{image}:v1", "amd64", push=True, tls_verify=False, inputs=digests[("A", "amd64")])
+    again = runner.build(kubefile, f"{image}:v1", "amd64", push=True, tls_verify=False, inputs=digests[("A", "amd64")], builder="buildah")
     runner.manifest(f"{image}:v1", ["amd64", "arm64"], inputs=inputs("A"), tls_verify=False)
     listed = {m["digest"] for m in json.loads(creds.raw(f"{image}:v1"))["manifests"]}
     assert listed == {again["digest"], digests[("A", "arm64", "pushed")]}
@@ -240,7 +240,7 @@ def test_an_elf_binary_of_the_other_arch_refuses_the_push(kubefile, image, creds
 
     with pytest.raises(StepFailed, match=rf"not all linux/{arch}: /opt/tool: an ELF file for {wrong}, not {arch}; "
                                          r"removed it before any push"):  # fmt: skip
-        runner.build(kubefile, f"{image}:v1", arch, push=True, tls_verify=False)
+        runner.build(kubefile, f"{image}:v1", arch, push=True, tls_verify=False, builder="buildah")
     assert not creds.has(f"{image}:v1-{arch}")
 
 
@@ -326,7 +326,7 @@ def test_a_500_on_the_list_put_is_retried_and_leaves_no_local_list(kubefile, tmp
         image = f"127.0.0.1:{proxy.server_address[1]}/e2e/retried"
         try:
             for arch in ("amd64", "arm64"):
-                runner.build(kubefile, f"{image}:v1", arch, push=True, tls_verify=False)
+                runner.build(kubefile, f"{image}:v1", arch, push=True, tls_verify=False, builder="buildah")
             before = set(subprocess.run(["buildah", "images", "--noheading", "--format", "{{.ID}}"],
                                         capture_output=True, text=True).stdout.split())  # fmt: skip
             out = runner.manifest(f"{image}:v1", ["amd64", "arm64"], tls_verify=False)

@@ -1,0 +1,76 @@
+"""Every default the package, the action files and the scripts share, read from the one data file beside this module.
+
+The action.yml inputs that carry a default are checked against `action_inputs()` in the test suite; the scripts fill
+any setting left unset from `python3 -m clusterimg.defaults` (standard library only).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+DATA = json.loads(Path(__file__).with_name("defaults.json").read_text(encoding="utf-8"))
+
+BUILDER: str = DATA["builder"]
+TOOLS: str = DATA["tools"]
+RETRIES: int = DATA["retries"]
+TLS_VERIFY: bool = DATA["tls_verify"]
+REGISTRY: str = DATA["registry"]
+RUNNERS: dict[str, tuple[str, ...]] = {arch: tuple(labels) for arch, labels in DATA["runners"].items()}
+SEALOS_VERSION: str = DATA["sealos"]["version"]
+BUILDAH_VERSION: str = DATA["buildah"]["version"]  # the labring release tag that carries buildah.linux.<arch>
+
+# What each script setting is called; every script reads CIMG_<NAME>.
+SCRIPT_SETTINGS = {"CIMG_BUILDER": BUILDER, "CIMG_TOOLS": TOOLS, "CIMG_RETRIES": RETRIES, "CIMG_TLS_VERIFY": TLS_VERIFY}
+
+
+@dataclass(frozen=True)
+class Pin:
+    """A third-party action the generated workflows use, pinned to a full commit SHA (refreshed by `lock`)."""
+
+    action: str
+    tag: str
+    sha: str
+    runtime: str  # the node runtime of that release; node20 is deprecated on GitHub's runners
+
+    @property
+    def uses(self) -> str:
+        return f"{self.action}@{self.sha} # {self.tag}"
+
+
+PINS: dict[str, Pin] = {name: Pin(name, **pin) for name, pin in DATA["actions"].items()}
+
+
+def text(value: object) -> str:
+    """A value as action.yml and the scripts spell it."""
+    return json.dumps(value) if isinstance(value, bool) else str(value)
+
+
+def action_inputs() -> dict[str, str]:
+    """Action input name → its default: `tls_verify` is `tls-verify`, `sealos.url` is `sealos-url`."""
+    inputs = {key.replace("_", "-"): text(DATA[key]) for key in ("builder", "tools", "retries", "tls_verify")}
+    for tool in ("sealos", "buildah"):
+        inputs.update({f"{tool}-{key}".replace("_", "-"): text(v) for key, v in DATA[tool].items()})
+    return inputs
+
+
+def fill(template: str, version: str, arch: str) -> str:
+    """A download URL template with its {version} and {arch} filled in, as install.sh fills it."""
+    return template.replace("{version}", version).replace("{arch}", arch)
+
+
+def asset(template: str, version: str, arch: str) -> str:
+    """The release asset name a download URL template names."""
+    return fill(template, version, arch).rpartition("/")[2]
+
+
+def main() -> None:
+    # Shell assignments for the settings a script's caller left unset.
+    for name, value in SCRIPT_SETTINGS.items():
+        print(f': "${{{name}:={shlex.quote(text(value))}}}"')
+
+
+if __name__ == "__main__":
+    main()
