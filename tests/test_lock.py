@@ -11,7 +11,7 @@ import sys
 import pytest
 import yaml
 
-from clusterimg import lock
+from clusterimg import lock, lockfile
 from clusterimg.errors import ConfigError
 from clusterimg.defaults import PINS
 from fake_github import FakeGitHub
@@ -97,7 +97,7 @@ def test_lock_file_is_sorted_yaml_with_a_header_saying_how_to_refresh(cli, gh, t
     data = yaml.safe_load(text)
     assert list(data) == sorted(data) == ["actions", "buildah", "sealos"]
     assert list(data["sealos"]) == ["sha256", "version"]
-    assert text == lock.dump(lock.parse(data))  # a load/dump round trip changes nothing
+    assert text == lockfile.dump(lockfile.parse(data))  # a load/dump round trip changes nothing
 
 
 def test_lock_takes_the_latest_sealos_release_when_config_does_not_pin_one(cli, gh, tree):
@@ -152,14 +152,14 @@ def test_release_assets_are_listed_page_by_page_until_an_empty_page(cli, gh, tre
 def test_a_zero_config_repo_can_be_locked(cli, gh, tree):
     repo = tree(config=None)
     assert cli("lock", "--repo", repo, "--api-url", gh.url).code == 0
-    assert lock.load(repo) is not None
+    assert lockfile.load(repo) is not None
 
 
 def test_load_gives_the_lead_everything_render_needs(cli, gh, tree):
     repo = tree()
-    assert lock.load(repo) is None
+    assert lockfile.load(repo) is None
     cli("lock", "--repo", repo, "--api-url", gh.url)
-    got = lock.load(repo)
+    got = lockfile.load(repo)
     assert got.actions == {name: (pin.tag, COMMITS[name]) for name, pin in PINS.items()}
     assert got.sealos_version == "5.1.1" and set(got.sealos_sha256) == set(ARCHES)
     assert got.buildah_version == "depend"
@@ -478,7 +478,7 @@ def test_malformed_lock_is_exit_2_naming_file_key_and_value(cli, gh, tree, name)
     repo = tree()
     (repo / "clusterimage.lock").write_text(text)
     with pytest.raises(ConfigError) as exc:
-        lock.load(repo)
+        lockfile.load(repo)
     assert str(exc.value).startswith("clusterimage.lock: ") and needle in str(exc.value)
     result = cli("lock", "--repo", repo, "--api-url", gh.url, "--update", "sealos")
     assert result.code == 2 and result.err.count("\n") == 1 and needle in result.err
@@ -489,13 +489,13 @@ def test_a_full_lock_replaces_a_malformed_lock(cli, gh, tree):
     repo = tree()
     (repo / "clusterimage.lock").write_text("actions: [\n")
     assert cli("lock", "--repo", repo, "--api-url", gh.url).code == 0
-    assert lock.load(repo).sealos_version == "5.1.1"
+    assert lockfile.load(repo).sealos_version == "5.1.1"
 
 
 def test_good_lock_loads(tree):
     repo = tree()
     (repo / "clusterimage.lock").write_text(yaml.safe_dump(good_lock()))
-    assert lock.load(repo).actions == {"actions/checkout": ("v1.0.0", "1" * 40)}
+    assert lockfile.load(repo).actions == {"actions/checkout": ("v1.0.0", "1" * 40)}
 
 
 # --- boundaries ------------------------------------------------------------------------------------------------------
@@ -504,10 +504,10 @@ def test_good_lock_loads(tree):
 def test_reading_the_lock_plan_and_workflows_never_import_ghapi(tree):
     repo = tree()
     code = (
-        "import sys; from clusterimg import lock; from clusterimg.cli import main; "
+        "import sys; from clusterimg import lockfile; from clusterimg.cli import main; "
         f"assert main(['plan', '--repo', {str(repo)!r}, '--all']) == 0; "
         f"assert main(['workflows', '--repo', {str(repo)!r}]) == 0; "
-        f"lock.load({str(repo)!r}); "
+        f"lockfile.load({str(repo)!r}); "
         "assert 'ghapi' not in sys.modules, 'ghapi imported'"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_pythonpath())
@@ -523,7 +523,7 @@ def test_lock_feeds_workflows_which_pass_zizmor(cli, gh, tree):
     assert cli("lock", "--repo", repo, "--api-url", gh.url).code == 0
     assert cli("workflows", "--repo", repo).code == 0
     text = (repo / ".github/workflows/clusterimage.yml").read_text()
-    pins = lock.load(repo)
+    pins = lockfile.load(repo)
     for name, (tag, sha) in pins.actions.items():
         assert f"{name}@{sha} # {tag}" in text
     for arch in ARCHES:

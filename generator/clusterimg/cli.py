@@ -73,15 +73,14 @@ def cli(ctx: click.Context, debug: bool) -> None:
 def workflows(repo: Path, repository: str | None, action: str | None, check: bool, strict: bool) -> None:
     """Render .github/workflows/ (and the action copy) from the tree and clusterimage.yaml."""
     from . import config as config_mod
-    from . import lock
+    from . import header, lockfile, render, write
     from . import plan as plan_mod
-    from . import header, render, write
 
     config = config_mod.load(repo, {"repository": repository, "action": action})
     tree = plan_mod.discover(repo, config)  # the tree must be valid before anything is written
     _warn(config.warnings() + tree.warnings() + plan_mod.cmd_warnings(tree.found) + render.runtime_warnings(), strict)
     command = header.regenerate(repository, action)
-    files = render.render(config, plan_mod.build_plan(config, tree.found), lock.load(repo), command)
+    files = render.render(config, plan_mod.build_plan(config, tree.found), lockfile.load(repo), command)
     if check:
         changed, stale = write.diff(repo, files)
         for rel in changed:
@@ -187,9 +186,9 @@ def _last_success(repo, workflow, before, head):
 
 
 def _digests(repo, config, found):
-    from . import inputs, lock
+    from . import inputs, lockfile
 
-    sealos_version, buildah_version = lock.tool_versions(lock.load(repo), config)
+    sealos_version, buildah_version = lockfile.tool_versions(lockfile.load(repo), config)
     build_args = {app: "\n".join(f"{k}={v}" for k, v in opts.build_args) for app, opts in config.apps.items()}
     return inputs.Digests(repo, found, builder=config.builder.value, sealos_version=sealos_version,
                           buildah_version=buildah_version, build_args=build_args)

@@ -55,6 +55,10 @@ def last_change_times(repo: Path, contexts: list[str]) -> dict[str, int]:
     return found
 
 
+def origin_url(repo: Path) -> str:
+    return _git(repo, "remote", "get-url", "origin")
+
+
 def _git(repo: Path, *args: str) -> str:
     try:
         return subprocess.run(

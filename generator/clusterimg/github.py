@@ -87,10 +87,10 @@ def parse_remote(url: str) -> str:
 
 def origin(repo: Path) -> str:
     """OWNER/NAME of the git remote `origin` of the checkout at `repo`."""
-    from .git import _git
+    from .git import origin_url
 
     try:
-        url = _git(repo, "remote", "get-url", "origin")
+        url = origin_url(repo)
     except UserError as exc:
         raise UserError(f"{exc}; pass --github-repo OWNER/NAME") from None
     return parse_remote(url)

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
-from .model import Arch, AppVersion, Plan
+from .model import AppVersion, Arch, Plan
 
 LABEL = "io.clusterimage.inputs"
 FORMAT = b"clusterimage-inputs v3"

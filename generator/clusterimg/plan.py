@@ -9,8 +9,8 @@ from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 from . import kubefile
-from .inputs import LABEL
 from .errors import ConfigError, UserError
+from .inputs import LABEL
 from .model import (
     BUILD_FILES,
     COMPONENT,

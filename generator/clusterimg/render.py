@@ -10,9 +10,10 @@ from pathlib import Path
 import jinja2
 
 from . import __version__, paths
+from .defaults import PINS, Pin
 from .header import REGENERATE, header, stamp
 from .layout import Layout
-from .lock import Lock, tool_versions
+from .lockfile import Lock, tool_versions
 from .model import (
     LOCK_WORKFLOW_FILE,
     VENDOR_DIR,
@@ -24,7 +25,7 @@ from .model import (
     PullRequests,
     is_self_hosted,
 )
-from .defaults import PINS, Pin
+
 
 def expr(text: str) -> str:
     """The one place a GitHub `${{ }}` expression is built from generator data."""
