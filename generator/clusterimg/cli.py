@@ -73,14 +73,14 @@ def cli(ctx: click.Context, debug: bool) -> None:
 def workflows(repo: Path, repository: str | None, action: str | None, check: bool, strict: bool) -> None:
     """Render .github/workflows/ (and the action copy) from the tree and clusterimage.yaml."""
     from . import config as config_mod
-    from . import header, lockfile, render, write
+    from . import header, lockfile, render, resolve, write
     from . import plan as plan_mod
 
     config = config_mod.load(repo, {"repository": repository, "action": action})
     tree = plan_mod.discover(repo, config)  # the tree must be valid before anything is written
-    _warn(config.warnings() + tree.warnings() + plan_mod.cmd_warnings(tree.found) + render.runtime_warnings(), strict)
+    _warn(config.warnings() + tree.warnings() + plan_mod.cmd_warnings(tree.found) + resolve.runtime_warnings(), strict)
     command = header.regenerate(repository, action)
-    files = render.render(config, plan_mod.build_plan(config, tree.found), lockfile.load(repo), command)
+    files = render.render(resolve.resolve(config, plan_mod.build_plan(config, tree.found), lockfile.load(repo)), command)
     if check:
         changed, stale = write.diff(repo, files)
         for rel in changed:

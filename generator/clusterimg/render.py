@@ -1,7 +1,9 @@
-"""Pure rendering: Config → {repo-relative path: file text}. No filesystem writes, no network."""
+"""Rendering: a resolved workflow → {repo-relative path: file text}. It decides nothing, asks no network, and writes
+nothing but jinja's bytecode cache."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -10,26 +12,9 @@ from pathlib import Path
 import jinja2
 
 from . import __version__, paths
-from .defaults import PINS, Pin
 from .header import REGENERATE, header, stamp
-from .layout import Layout
-from .lockfile import Lock, tool_versions
-from .model import (
-    LOCK_WORKFLOW_FILE,
-    VENDOR_DIR,
-    VENDORED,
-    WORKFLOW_FILE,
-    Arch,
-    Config,
-    Plan,
-    PullRequests,
-    is_self_hosted,
-)
-
-
-def expr(text: str) -> str:
-    """The one place a GitHub `${{ }}` expression is built from generator data."""
-    return "${{ " + text + " }}"
+from .model import LOCK_WORKFLOW_FILE, VENDOR_DIR, WORKFLOW_FILE
+from .resolve import Resolved, expr
 
 
 def _bytecode_cache() -> jinja2.BytecodeCache | None:
@@ -69,117 +54,9 @@ def _env() -> jinja2.Environment:
     return env
 
 
-def workflow(config: Config, plan: Plan, lock: Lock | None = None, command: str = REGENERATE) -> str:
-    layout = Layout.sized_for(plan, config.arches)
-    no_sums = {a.value: "" for a in Arch}
-    checkout = _checkout(lock)
-    sealos_version, buildah_version = tool_versions(lock, config)
-    jobs = layout.jobs()
+def workflow(resolved: Resolved, command: str = REGENERATE) -> str:
     return _env().get_template("clusterimage.yml.j2").render(
-        header=header(command=command),
-        branches=json.dumps(list(config.branches)),
-        schedules=config.schedules(sorted({t.app for t in plan.build} | set(config.apps))),
-        layout=layout,
-        jobs=jobs,
-        needs=_needs(layout),
-        pull_requests=config.pull_requests is not PullRequests.OFF,
-        same_repo=_same_repo(config),
-        runners={a: _runs_on(config, a) for a in config.arches},
-        plan_runner=_runs_on(config, config.arches[0]),
-        control_runner=_labels(config.runners[config.arches[0]]),
-        image_prefix=f"{config.registry}/{config.repository}",
-        apps_dir=config.apps_dir,
-        setup=config.setup,
-        checkout=checkout.uses,
-        uses_plan=_uses(config, "plan", lock),
-        uses_build=_uses(config, "", lock),
-        uses_manifest=_uses(config, "manifest", lock),
-        builder=config.builder.value,
-        tools=config.tools.value,
-        sealos_version=sealos_version,
-        buildah_version=buildah_version,
-        sealos_sha256=lock.sealos_sha256 if lock else no_sums,
-        buildah_sha256=lock.buildah_sha256 if lock else no_sums,
-        registry=config.registry,
-        tls_verify=json.dumps(config.tls_verify),
-        check_images=json.dumps(config.check_images),
-        save_images=json.dumps(config.save_images),
-        keepalive=config.keepalive,
-        workflow_file=WORKFLOW_FILE,
-        username_secret=config.username_secret,
-        password_secret=config.password_secret,
-        comment_builds=config.comment_builds,
-        # With comment builds the plan job can be skipped, and then no later job may read its outputs.
-        planned="needs.plan.result == 'success' && " if config.comment_builds else "",
-        reply_needs=["request", "plan", *(j.id for j in jobs)],
-        manifest_ids=[j.id for j in jobs if j.kind != "build"],
-        uses_comment=_uses(config, "comment", lock),
-        mirrors=config.mirrors,
-        uses_mirror=_uses(config, "mirror", lock),
-    )
-
-
-def runtime_warnings() -> list[str]:
-    """GitHub is retiring node20 on its runners: a pin still on it needs a newer major."""
-    return [f"{p.action}@{p.tag} runs on {p.runtime}; move to a release on node24" for p in PINS.values()
-            if p.runtime == "node20"]
-
-
-def _checkout(lock: Lock | None) -> Pin:
-    pin = PINS["actions/checkout"]
-    if lock and pin.action in lock.actions:
-        tag, sha = lock.actions[pin.action]
-        return Pin(pin.action, tag, sha, pin.runtime)
-    return pin
-
-
-def _labels(labels: tuple[str, ...]) -> str:
-    return labels[0] if len(labels) == 1 else json.dumps(list(labels))
-
-
-def _runs_on(config: Config, arch: Arch) -> str:
-    """runs-on of a job that runs a pull request's code: with pull_requests: hosted, a pull request's run of it goes
-    to GitHub's runner for the arch instead of a self-hosted one."""
-    labels = config.runners[arch]
-    if config.pull_requests is not PullRequests.HOSTED or not is_self_hosted(labels):
-        return _labels(labels)
-
-    def literal(labels: tuple[str, ...]) -> str:
-        return f"'{labels[0]}'" if len(labels) == 1 else f"fromJSON('{json.dumps(list(labels), separators=(',', ':'))}')"
-
-    return expr(f"github.event_name == 'pull_request' && {literal(arch.default_runner)} || {literal(labels)}")
-
-
-def _same_repo(config: Config) -> str:
-    """The condition of a job that runs a pull request's code, with pull_requests: same-repo; else empty."""
-    if config.pull_requests is not PullRequests.SAME_REPO:
-        return ""
-    return "github.event_name != 'pull_request' || github.event.pull_request.head.repo.full_name == github.repository"
-
-
-def _needs(layout: Layout) -> dict[str, list[str]]:
-    """Builds of stage N wait for stage N-1's lists; each fan-in waits for every build of its stage."""
-    needs = {}
-    for stage in range(layout.stages):
-        before = [j.id for j in layout.manifest_jobs(stage - 1)] if stage else []
-        builds = layout.build_jobs(stage)
-        for job in builds:
-            needs[job.id] = ["plan", *before]
-        for job in layout.manifest_jobs(stage):
-            needs[job.id] = ["plan", *[b.id for b in builds]]
-    return needs
-
-
-def _uses(config: Config, sub: str, lock: Lock | None) -> str:
-    ref = config.uses(sub)
-    if ref.startswith("./"):
-        # `$/` is GitHub's newer self-repository form, but nektos/act and GHES releases cannot resolve it yet.
-        return ref + " # zizmor: ignore[self-repository]"
-    path, _, sha = config.action_ref.partition("@")
-    # The lock's tag only while it names this very commit: a newer release moves the sha before the next `lock`.
-    locked = lock.actions.get("/".join(path.split("/")[:2])) if lock else None
-    tag = locked[0] if locked and locked[1] == sha else config.action_tag
-    return f"{ref} # {tag}" if tag else ref
+        header=header(command=command), workflow_file=WORKFLOW_FILE, **_fields(resolved))
 
 
 def vendored_action(command: str = REGENERATE) -> dict[str, str]:
@@ -199,22 +76,19 @@ def vendored_action(command: str = REGENERATE) -> dict[str, str]:
     return {f"{VENDOR_DIR}/{rel}": stamp(rel, text, command) for rel, text in files.items()}
 
 
-def lock_workflow(config: Config, lock: Lock | None, command: str = REGENERATE) -> str:
-    return _env().get_template("clusterimage-lock.yml.j2").render(
-        header=header(command=command),
-        cron=config.lock_refresh,
-        control_runner=_labels(config.runners[config.arches[0]]),
-        checkout=_checkout(lock).uses,
-        uses_lock=_uses(config, "lock", lock),
-        action=config.action or VENDORED,
-    )
+def lock_workflow(resolved: Resolved, command: str = REGENERATE) -> str:
+    return _env().get_template("clusterimage-lock.yml.j2").render(header=header(command=command), **_fields(resolved))
 
 
-def render(config: Config, plan: Plan, lock: Lock | None = None, command: str = REGENERATE) -> dict[str, str]:
+def render(resolved: Resolved, command: str = REGENERATE) -> dict[str, str]:
     """Every generated file; each header names `command`, the command that regenerates them."""
-    files = {f".github/workflows/{WORKFLOW_FILE}": workflow(config, plan, lock, command)}
-    if config.lock_refresh:
-        files[f".github/workflows/{LOCK_WORKFLOW_FILE}"] = lock_workflow(config, lock, command)
-    if config.action is None:
+    files = {f".github/workflows/{WORKFLOW_FILE}": workflow(resolved, command)}
+    if resolved.lock_refresh:
+        files[f".github/workflows/{LOCK_WORKFLOW_FILE}"] = lock_workflow(resolved, command)
+    if resolved.vendored:
         files.update(vendored_action(command))
     return files
+
+
+def _fields(resolved: Resolved) -> dict:
+    return {f.name: getattr(resolved, f.name) for f in dataclasses.fields(resolved)}
