@@ -14,6 +14,7 @@ import yaml
 from clusterimg import lock, lockfile
 from clusterimg.errors import ConfigError
 from clusterimg.defaults import PINS
+from clusterimg.model import action_repo
 from fake_github import FakeGitHub
 from helpers import ROOT, tool
 
@@ -43,7 +44,7 @@ def sha256(data: bytes) -> str:
 
 def seed(fake: FakeGitHub) -> None:
     for name, pin in PINS.items():
-        fake.tag(lock._repo_of(name), pin.tag, COMMITS[name])
+        fake.tag(action_repo(name), pin.tag, COMMITS[name])
     fake.release("labring/sealos", "v5.0.1", sealos_assets("5.0.1"))
     fake.release("labring/sealos", "v5.1.1", sealos_assets("5.1.1"), latest=True)
     fake.release("labring/cluster-image", "depend", buildah_assets())
@@ -75,17 +76,17 @@ def test_lock_pins_default_actions_by_lightweight_tag_to_their_commit(cli, gh, t
     assert "wrote clusterimage.lock" in result.out
     for name, pin in PINS.items():
         assert locked(repo)["actions"][name] == {"tag": pin.tag, "sha": COMMITS[name]}
-        assert f"/repos/{lock._repo_of(name)}/git/ref/tags/{pin.tag}" in [r.path for r in gh.requests]
+        assert f"/repos/{action_repo(name)}/git/ref/tags/{pin.tag}" in [r.path for r in gh.requests]
     assert not any("/git/tags/" in r.path for r in gh.requests)
 
 
 def test_lock_peels_an_annotated_tag_to_the_commit_not_the_tag_object(cli, gh, tree):
     name, pin = next(iter(PINS.items()))
-    gh.tag(lock._repo_of(name), pin.tag, "d" * 40, annotated="a" * 40)
+    gh.tag(action_repo(name), pin.tag, "d" * 40, annotated="a" * 40)
     repo = tree()
     assert cli("lock", "--repo", repo, "--api-url", gh.url).code == 0
     assert locked(repo)["actions"][name] == {"tag": pin.tag, "sha": "d" * 40}
-    assert f"/repos/{lock._repo_of(name)}/git/tags/{'a' * 40}" in [r.path for r in gh.requests]
+    assert f"/repos/{action_repo(name)}/git/tags/{'a' * 40}" in [r.path for r in gh.requests]
 
 
 def test_lock_file_is_sorted_yaml_with_a_header_saying_how_to_refresh(cli, gh, tree):
@@ -178,6 +179,17 @@ def test_remote_action_in_config_is_recorded_with_the_tag_that_names_it(cli, gh,
     assert f"/repos/acme/clusterimage-action/git/commits/{REMOTE_SHA}" in [r.path for r in gh.requests]
 
 
+def test_an_action_in_a_subdirectory_is_locked_and_tagged_by_its_repository(cli, gh, tree):
+    gh.tag("acme/tools", "v2.0.0", REMOTE_SHA)
+    repo = tree(config=f"repository: acme\naction: acme/tools/clusterimage@{REMOTE_SHA}\n")
+    assert cli("lock", "--repo", repo, "--api-url", gh.url).code == 0
+    assert locked(repo)["actions"]["acme/tools"] == {"tag": "v2.0.0", "sha": REMOTE_SHA}
+    assert cli("workflows", "--repo", repo).code == 0
+    text = (repo / ".github/workflows/clusterimage.yml").read_text()
+    assert f"uses: acme/tools/clusterimage/plan@{REMOTE_SHA} # v2.0.0" in text
+    assert f"uses: acme/tools/clusterimage@{REMOTE_SHA} # v2.0.0" in text
+
+
 def test_remote_action_commit_unknown_to_github_is_an_error(cli, gh, tree):
     repo = tree(config=f"repository: acme\naction: acme/clusterimage-action@{REMOTE_SHA}\n")
     result = cli("lock", "--repo", repo, "--api-url", gh.url)
@@ -189,7 +201,7 @@ def test_remote_action_commit_unknown_to_github_is_an_error(cli, gh, tree):
 def refresh_upstream(gh: FakeGitHub) -> None:
     """Everything upstream moves: a re-pointed tag, a new sealos release, rebuilt buildah binaries."""
     for name, pin in PINS.items():
-        gh.tag(lock._repo_of(name), pin.tag, "f" * 40)
+        gh.tag(action_repo(name), pin.tag, "f" * 40)
     gh.release("labring/sealos", "v5.2.0", sealos_assets("5.2.0"), latest=True)
     gh.release("labring/cluster-image", "depend", buildah_assets(" rebuilt"))
 
@@ -263,7 +275,7 @@ def bad_credentials(gh, monkeypatch, repo):
 def unknown_tag(gh, monkeypatch, repo):
     gh.tags.clear()
     name, pin = next(iter(PINS.items()))
-    return f"{lock._repo_of(name)} tag {pin.tag}: not found (404)", gh.url
+    return f"{action_repo(name)} tag {pin.tag}: not found (404)", gh.url
 
 
 def unknown_release(gh, monkeypatch, repo):
@@ -315,9 +327,9 @@ def malformed_json(gh, monkeypatch, repo):
 
 def redirect_answered_204(gh, monkeypatch, repo):
     name, pin = next(iter(PINS.items()))
-    gh.answer(f"/repos/{lock._repo_of(name)}/git/ref/tags/", 302, ctype=None, headers={"Location": f"{gh.url}/moved"})
+    gh.answer(f"/repos/{action_repo(name)}/git/ref/tags/", 302, ctype=None, headers={"Location": f"{gh.url}/moved"})
     gh.answer("/moved", 204, ctype=None)
-    return f"{lock._repo_of(name)} tag {pin.tag}: unexpected response", gh.url
+    return f"{action_repo(name)} tag {pin.tag}: unexpected response", gh.url
 
 
 def release_without_id(gh, monkeypatch, repo):

@@ -18,11 +18,11 @@ from .model import (
     GITHUB_REPO,
     LABEL,
     REGISTRY,
-    REMOTE_ACTION,
     SECRET,
     TAG,
     TOOL_VERSION,
     VENDORED,
+    ActionRef,
     AppOptions,
     Arch,
     Builder,
@@ -251,9 +251,11 @@ class Checker:
             if ".." in parts or not re.fullmatch(r"\./[A-Za-z0-9_./-]*", value):
                 self.fail(key, value, "a ./path inside the repository")
             return value
-        if REMOTE_ACTION.fullmatch(value):
-            return value
-        self.fail(key, value, f"a ./path, owner/repo@<40-hex commit SHA> (tags are not immutable), or {VENDORED}")
+        try:
+            ActionRef.parse(value)
+        except ValueError:
+            self.fail(key, value, f"a ./path, owner/repo@<40-hex commit SHA> (tags are not immutable), or {VENDORED}")
+        return value
 
     def mirror_secrets(self, key: str, value: object) -> dict[str, str]:
         names = self.mapping(key, value)

@@ -11,7 +11,7 @@ from . import config as config_mod
 from . import defaults, yamlio
 from .errors import ConfigError, GitHubError, UserError
 from .lockfile import ARCHES, LOCK_FILE, SHA256, TOOLS, Lock, dump, load
-from .model import CONFIG_FILE, TOOL_VERSION, Config
+from .model import CONFIG_FILE, TOOL_VERSION, Config, action_repo
 from .write import put
 
 SEALOS_REPO = "labring/sealos"
@@ -39,8 +39,8 @@ def run(repo: Path, update: tuple[str, ...], api_url: str | None, action: str | 
 def resolve(gh, config: Config, *, sealos_pinned: bool, old: Lock | None, update: tuple[str, ...] = ()) -> Lock:
     """Ask GitHub for every entry, except those `update` leaves out that `old` still answers for this config."""
     wanted = {name: pin.tag for name, pin in defaults.PINS.items()}
-    remote = _remote_action(config)
-    known = sorted({*wanted, *TOOLS, *([remote[0]] if remote else [])})
+    remote = None if config.action is None or config.action_ref.local else config.action_ref
+    known = sorted({*wanted, *TOOLS, *([remote.repo] if remote else [])})
     for name in update:
         if name not in known:
             raise UserError(f"--update: {name!r}: expected one of {', '.join(known)}")
@@ -54,11 +54,11 @@ def resolve(gh, config: Config, *, sealos_pinned: bool, old: Lock | None, update
         if kept(name) and prev and prev[0] == tag:
             actions[name] = prev
         else:
-            actions[name] = (tag, gh.tag_commit(_repo_of(name), tag))
+            actions[name] = (tag, gh.tag_commit(action_repo(name), tag))
     if remote:
-        name, sha = remote
+        name, sha = remote.repo, remote.sha
         prev = old.actions.get(name) if old else None
-        actions[name] = prev if kept(name) and prev and prev[1] == sha else (gh.commit_tag(_repo_of(name), sha), sha)
+        actions[name] = prev if kept(name) and prev and prev[1] == sha else (gh.commit_tag(name, sha), sha)
 
     if kept("sealos") and (not sealos_pinned or old.sealos_version == config.sealos_version):
         sealos = old.sealos_version, old.sealos_sha256
@@ -109,18 +109,6 @@ def _config(repo: Path, action: str | None = None) -> tuple[Config, bool]:
     overrides = {"action": action, **({} if "repository" in raw else {"repository": "unused"})}
     config = config_mod.load(repo, overrides)
     return config, "sealos_version" in raw and config.sealos_version != "latest"
-
-
-def _remote_action(config: Config) -> tuple[str, str] | None:
-    """(action, sha) when `action:` names a remote repository rather than a ./path."""
-    if not config.action or config.action.startswith("./"):
-        return None
-    name, _, sha = config.action.partition("@")
-    return name, sha
-
-
-def _repo_of(action: str) -> str:
-    return "/".join(action.split("/")[:2])
 
 
 def _sealos(gh, version: str | None) -> tuple[str, dict[str, str]]:

@@ -76,6 +76,42 @@ def is_self_hosted(labels: tuple[str, ...]) -> bool:
     return "self-hosted" in (label.lower() for label in labels)
 
 
+def action_repo(path: str) -> str:
+    """owner/repo of an action path such as owner/repo/sub: what the lock pins and GitHub's API names."""
+    return "/".join(path.split("/")[:2])
+
+
+@dataclass(frozen=True)
+class ActionRef:
+    """An action reference, parsed once: a ./path in this repository, or owner/repo[/path]@<commit sha>."""
+
+    path: str  # ./dir, or owner/repo[/path]
+    sha: str = ""  # empty for a ./path
+
+    @classmethod
+    def parse(cls, text: str) -> ActionRef:
+        if text.startswith("./"):
+            return cls(text)
+        if not REMOTE_ACTION.fullmatch(text):
+            raise ValueError(f"{text!r}: expected a ./path or owner/repo@<40-hex commit SHA>")
+        path, _, sha = text.partition("@")
+        return cls(path, sha)
+
+    @property
+    def local(self) -> bool:
+        return not self.sha
+
+    @property
+    def repo(self) -> str:
+        return action_repo(self.path)
+
+    def uses(self, sub: str = "") -> str:
+        """What `uses:` names for this action, or for its sub-action `sub`."""
+        if self.local:
+            return self.path.rstrip("/") + ("/" + sub if sub else "") if self.path != "./" else "./" + sub
+        return f"{self.path}/{sub}@{self.sha}" if sub else f"{self.path}@{self.sha}"
+
+
 @dataclass(frozen=True, kw_only=True)
 class AppOptions:
     arches: tuple[Arch, ...] | None = None
@@ -147,16 +183,12 @@ class Config:
         return []
 
     @property
-    def action_ref(self) -> str:
-        """What `uses:` names for the build action; sub-actions hang off it."""
-        return self.action or "./" + VENDOR_DIR
+    def action_ref(self) -> ActionRef:
+        """The build action `uses:` names; sub-actions hang off it."""
+        return ActionRef.parse(self.action or "./" + VENDOR_DIR)
 
     def uses(self, sub: str = "") -> str:
-        ref = self.action_ref
-        if ref.startswith("./"):
-            return ref.rstrip("/") + ("/" + sub if sub else "") if ref != "./" else "./" + sub
-        path, _, sha = ref.partition("@")
-        return f"{path}/{sub}@{sha}" if sub else ref
+        return self.action_ref.uses(sub)
 
     def schedule_of(self, app: str) -> str | None:
         """The cron that rebuilds this app, or None when no schedule does."""

@@ -166,12 +166,12 @@ def _same_repo(config: Config) -> str:
 
 
 def _uses(config: Config, sub: str, lock: Lock | None) -> str:
-    ref = config.uses(sub)
-    if ref.startswith("./"):
+    action = config.action_ref
+    ref = action.uses(sub)
+    if action.local:
         # `$/` is GitHub's newer self-repository form, but nektos/act and GHES releases cannot resolve it yet.
         return ref + " # zizmor: ignore[self-repository]"
-    path, _, sha = config.action_ref.partition("@")
     # The lock's tag only while it names this very commit: a newer release moves the sha before the next `lock`.
-    locked = lock.actions.get("/".join(path.split("/")[:2])) if lock else None
-    tag = locked[0] if locked and locked[1] == sha else config.action_tag
+    locked = lock.actions.get(action.repo) if lock else None
+    tag = locked[0] if locked and locked[1] == action.sha else config.action_tag
     return f"{ref} # {tag}" if tag else ref
