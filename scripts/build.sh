@@ -52,16 +52,7 @@ fi
 if [[ -n ${CIMG_PARENTS:-} ]]; then
   rewritten=$(mktemp "${RUNNER_TEMP:-${TMPDIR:-/tmp}}/Kubefile.XXXXXX")
   at_exit rm -f "$rewritten"
-  CIMG_ARCH=$arch awk '
-    BEGIN {
-      n = split(ENVIRON["CIMG_PARENTS"], pairs, "\n")
-      for (i = 1; i <= n; i++) if ((eq = index(pairs[i], "=")) > 1)
-        base[substr(pairs[i], 1, eq - 1)] = substr(pairs[i], eq + 1) "-" ENVIRON["CIMG_ARCH"]
-    }
-    toupper($1) == "FROM" {
-      for (i = 2; i <= NF; i++) if ($i !~ /^--/) { if ($i in base) $i = base[$i]; break }
-    }
-    { print }' "$file" >"$rewritten"
+  py_module kubefile "$file" "$arch" >"$rewritten" || die "could not rewrite $file for its parents"
   log "parents: $(grep -i '^[[:space:]]*FROM' "$rewritten" | tr '\n' ' ')"
   file=$rewritten
 fi

@@ -1,10 +1,14 @@
 """Layered cluster images: build order from in-tree FROMs, and the CMD lint."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
-from helpers import KUBEFILE
+from clusterimg import kubefile as kf
+from helpers import KUBEFILE, ROOT
 
 
 def kubefile(parent: str | None = None, cmd: str = '["kubectl apply -f manifests"]') -> str:
@@ -166,3 +170,27 @@ def test_a_diff_that_touches_a_parent_selects_its_children_in_later_stages(cli, 
     git(repo, "commit", "-qm", "calico")
     data = json.loads(cli("plan", "--repo", repo, "--changed-from", before, "--format", "json").out)
     assert sorted({(t["app"], t["stage"]) for t in data["build"]}) == [("calico", 0), ("openebs", 1)]
+
+
+# The plan reads FROM with kubefile.parse and the build leg rewrites it with kubefile.rewrite (build.sh runs the
+# module): each case goes through both, so the two cannot disagree on what a FROM names.
+REWRITES = [
+    ("FROM r/calico:v1\nCMD [\"a\"]\n", "FROM r/calico:v1-arm64\nCMD [\"a\"]\n"),
+    ("from --platform=$P r/calico:v1-amd64 AS base\n", "from --platform=$P r/calico:v1-arm64 AS base\n"),
+    ("FROM \\\n  --platform=linux/arm64 \\\n  r/calico:v1\nCOPY . .\n", "FROM --platform=linux/arm64 r/calico:v1-arm64\nCOPY . .\n"),
+    ("# FROM r/calico:v1\nFROM scratch\n", "# FROM r/calico:v1\nFROM scratch\n"),
+    ("FROM r/other:v1\nRUN echo FROM r/calico:v1\n", "FROM r/other:v1\nRUN echo FROM r/calico:v1\n"),
+]
+
+
+@pytest.mark.parametrize(("kubefile", "rewritten"), REWRITES)
+def test_the_leg_rewrites_exactly_the_froms_the_plan_reads(kubefile, rewritten, tmp_path):
+    path = tmp_path / "Kubefile"
+    path.write_text(kubefile)
+    parents = "r/calico:v1=r/calico:v1\nr/calico:v1-amd64=r/calico:v1\n"
+    env = {**os.environ, "CIMG_PARENTS": parents, "PYTHONPATH": str(ROOT / "generator")}
+    proc = subprocess.run([sys.executable, "-m", "clusterimg.kubefile", str(path), "arm64"], env=env,
+                          capture_output=True, text=True, check=True)
+    assert proc.stdout == rewritten
+    bases = {"r/calico:v1": "r/calico:v1-arm64", "r/calico:v1-amd64": "r/calico:v1-arm64"}
+    assert kf.parse(proc.stdout).froms == tuple(bases.get(f, f) for f in kf.parse(kubefile).froms)
