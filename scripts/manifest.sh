@@ -26,20 +26,16 @@ cleanup() {
 at_exit cleanup
 
 # Reads the image index JSON in $1: "<os>/<arch>" of each entry into platforms, its digest into digests, in list
-# order. Plain bash: jq 1.6 alone costs a login's time.
+# order, as the plan reads lists (registry.py).
 read_index() {
-  local json=${1//[[:space:]]/} entry os arch
+  local lines platform digest
   platforms=() digests=()
-  [[ $json == *'"manifests":['* ]] || return 1
-  json=${json#*'"manifests":['}
-  while [[ $json == *'"digest":"'* ]]; do
-    json=${json#*'"digest":"'}
-    entry=${json%%'"digest":"'*}
-    [[ $entry =~ \"os\":\"([^\"]*)\" ]] && os=${BASH_REMATCH[1]} || os=none
-    [[ $entry =~ \"architecture\":\"([^\"]*)\" ]] && arch=${BASH_REMATCH[1]} || arch=none
-    platforms+=("$os/$arch")
-    digests+=("${json%%\"*}")
-  done
+  lines=$(py_module registry index <<<"$1") || return 1
+  while read -r platform digest; do
+    [[ -n $platform ]] || continue
+    platforms+=("$platform")
+    digests+=("$digest")
+  done <<<"$lines"
 }
 
 registry_login "$registry"

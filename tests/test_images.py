@@ -324,6 +324,25 @@ def test_platforms_come_from_a_list_or_from_an_image_config(doc, platforms):
     assert registry.platforms_of(doc) == platforms
 
 
+@pytest.mark.parametrize(
+    ("doc", "lines", "code"),
+    [
+        ('{"manifests": [{"digest": "sha256:a", "platform": {"os": "linux", "architecture": "arm64"}},'
+         ' {"digest": "sha256:b"}, {"platform": {"os": "linux", "architecture": "amd64"}, "digest": "sha256:c"}]}',
+         "linux/arm64 sha256:a\nnone/none sha256:b\nlinux/amd64 sha256:c\n", 0),
+        ('{"manifests": []}', "", 0),
+        ('{"schemaVersion": 2, "layers": []}', "", 1),
+        ("not json", "", 1),
+    ],
+    ids=["list-in-order", "empty-list", "not-a-list", "not-json"],
+)
+def test_the_fan_in_reads_a_list_as_the_plan_does(doc, lines, code):
+    """manifest.sh reads lists through `python -m clusterimg.registry index`: one reader for the plan and the leg."""
+    proc = subprocess.run([sys.executable, "-m", "clusterimg.registry", "index"], input=doc, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "generator")})
+    assert (proc.returncode, proc.stdout) == (code, lines)
+
+
 def test_check_names_each_image_and_arch_the_registry_lacks_and_why():
     found = {
         "a:amd64-only": registry.Platforms(frozenset({"linux/amd64"})),

@@ -136,15 +136,26 @@ def _platforms(ref: str, tls: list[str], retries: int, authfile: str | None) -> 
 
 def platforms_of(doc: dict) -> set[str] | None:
     """os/arch pairs named by a manifest list, an image config or a schema 1 manifest; None for a schema 2 manifest."""
-    if isinstance(doc.get("manifests"), list):
-        return {
-            f"{p.get('os', '')}/{p.get('architecture', '')}"
-            for m in doc["manifests"]
-            if isinstance(m, dict) and isinstance(p := m.get("platform"), dict)
-        }
+    entries = index_entries(doc)
+    if entries is not None:
+        return {platform for platform, _ in entries if platform is not None}
     if "architecture" in doc:
         return {f"{doc.get('os') or 'linux'}/{doc['architecture']}"}
     return None
+
+
+def index_entries(doc: object) -> list[tuple[str | None, str]] | None:
+    """(os/arch, digest) of each entry of a manifest list, in list order, the platform None for an entry without one;
+    None when `doc` is not a list. The fan-in (manifest.sh) reads its lists with this too."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("manifests"), list):
+        return None
+    entries = []
+    for m in doc["manifests"]:
+        if isinstance(m, dict):
+            p = m.get("platform")
+            platform = f"{p.get('os', '')}/{p.get('architecture', '')}" if isinstance(p, dict) else None
+            entries.append((platform, str(m.get("digest", ""))))
+    return entries
 
 
 def _tls(verify: bool) -> str:
@@ -202,3 +213,24 @@ def auth(
         except (_Absent, _Failed) as exc:
             raise StepFailed(f"login to {host} as {username} failed: {exc}") from None
         yield authfile
+
+
+def main(argv: list[str]) -> int:
+    """registry index: the manifest list JSON on stdin as `<os>/<arch> <digest>` lines (`none/none` for an entry
+    without a platform); exit 1 when it is not a list."""
+    if argv != ["index"]:
+        print("usage: python -m clusterimg.registry index < LIST.json", file=sys.stderr)
+        return 2
+    try:
+        entries = index_entries(json.loads(sys.stdin.read()))
+    except ValueError:
+        entries = None
+    if entries is None:
+        return 1
+    for platform, digest in entries:
+        print(platform or "none/none", digest)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
