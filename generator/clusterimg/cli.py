@@ -57,11 +57,10 @@ action_option = click.option(
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="clusterimg-gen")
-@click.option("--debug", is_flag=True, help="Show tracebacks.")
-@click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+# main() reads --debug itself, since it catches errors after click has finished.
+@click.option("--debug", is_flag=True, expose_value=False, help="Show tracebacks.")
+def cli() -> None:
     """Build sealos cluster images for amd64 and arm64 and publish them as one multi-arch image."""
-    ctx.obj = {"debug": debug}
 
 
 @cli.command()
@@ -344,7 +343,6 @@ def images(context: Path, arches: tuple[str, ...], check: bool, registry: str | 
     import os
 
     from . import images as images_mod
-    from . import registry as registry_mod
 
     if arches and not check:
         raise click.UsageError("--arch needs --check")
@@ -357,12 +355,8 @@ def images(context: Path, arches: tuple[str, ...], check: bool, registry: str | 
     missed = None
     if check:
         arches = tuple(a.value for a in dict.fromkeys(arches or Arch))
-        found = {}
-        if listing.images:
-            with registry_mod.auth(registry, username, password, tls_verify=tls_verify) as authfile:
-                found = registry_mod.platforms(list(listing.images), own=registry, tls_verify=tls_verify,
-                                               authfile=authfile)
-        missed = images_mod.missing(listing.images, arches, found)
+        missed = images_mod.check(listing, arches, own=registry, username=username, password=password,
+                                  tls_verify=tls_verify)
     click.echo(images_mod.report(listing, missed, fmt), nl=False)
     if missed:
         absent = len({m.image for m in missed})

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import StepFailed, UserError
+from . import registry
 from .registry import Platforms
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")  # compared lowercased, as sealos does; .tmpl is compared as written
@@ -298,6 +299,16 @@ def _helm_template(helm: str, chart: Path, values: Path | None, context: Path) -
 
 
 # --- output ---------------------------------------------------------------------------------------------------------
+
+
+def check(listing: Listing, arches: tuple[str, ...], *, own: str | None, username: str | None,
+          password: str | None, tls_verify: bool) -> tuple[Missing, ...]:
+    """Ask the registry for each listed image, logged in to `own` with the credentials when given; what it lacks."""
+    found = {}
+    if listing.images:
+        with registry.auth(own, username, password, tls_verify=tls_verify) as authfile:
+            found = registry.platforms(list(listing.images), own=own, tls_verify=tls_verify, authfile=authfile)
+    return missing(listing.images, arches, found)
 
 
 def missing(images: Iterable[str], arches: Iterable[str], platforms: Mapping[str, Platforms]) -> tuple[Missing, ...]:
