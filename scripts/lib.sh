@@ -37,13 +37,13 @@ summary() {
   if [[ -n ${GITHUB_STEP_SUMMARY:-} ]]; then printf '%s\n' "$@" >>"$GITHUB_STEP_SUMMARY"; fi
 }
 
-# Runs "$@" up to CIMG_RETRIES times, sleeping 2s, 4s, 8s… (capped at 30s) between attempts. A command that exits
+# Runs "$@" up to CIMG_RETRIES times, waiting CIMG_RETRY_DELAY seconds after the first failure and twice as long after
+# each next one, up to CIMG_RETRY_MAX_DELAY (the package's registry lookups wait the same). A command that exits
 # NO_RETRY has failed for good: asking again cannot help, so retry returns NO_RETRY at once.
 NO_RETRY=99
 retry() {
-  local tries=$CIMG_RETRIES delay=${CIMG_RETRY_DELAY:-2} n=1 shown=("$@") what
+  local tries=$CIMG_RETRIES delay='' cap n=1 shown=("$@") what
   [[ $tries =~ ^[1-9][0-9]*$ ]] || die "retries must be a positive integer, got '$tries'"
-  [[ $delay =~ ^[0-9]+$ ]] || die "CIMG_RETRY_DELAY must be whole seconds, got '$delay'"
   if [[ ${shown[0]} == priv ]]; then shown=("${shown[@]:1}"); fi
   if [[ ${shown[0]} == "${NET[0]}" ]]; then shown=("${shown[@]:${#NET[@]}}"); fi
   what=${shown[*]:0:3}
@@ -53,10 +53,16 @@ retry() {
       log "gave up after $n attempt(s): $what"
       return 1
     fi
+    if [[ -z $delay ]]; then # read on the first failure only: most calls never need it
+      if [[ -z ${CIMG_RETRY_DELAY:-} || -z ${CIMG_RETRY_MAX_DELAY:-} ]]; then load_defaults; fi
+      delay=$CIMG_RETRY_DELAY cap=$CIMG_RETRY_MAX_DELAY
+      [[ $delay =~ ^[0-9]+$ ]] || die "CIMG_RETRY_DELAY must be whole seconds, got '$delay'"
+      [[ $cap =~ ^[0-9]+$ ]] || die "CIMG_RETRY_MAX_DELAY must be whole seconds, got '$cap'"
+    fi
     log "attempt $n/$tries failed: $what; retrying in ${delay}s"
     sleep "$delay"
     n=$((n + 1))
-    delay=$((delay * 2 > 30 ? 30 : delay * 2))
+    delay=$((delay * 2 > cap ? cap : delay * 2))
   done
 }
 
@@ -140,12 +146,15 @@ pkg_root() {
 }
 
 # Settings the caller left unset take their defaults from the package's data file, the one the action's inputs take
-# theirs from. The action sets them all, so this runs only for a script started by hand.
-if [[ -z ${CIMG_BUILDER:-} || -z ${CIMG_TOOLS:-} || -z ${CIMG_RETRIES:-} || -z ${CIMG_TLS_VERIFY:-} ]]; then
+# theirs from. The action sets the main ones, so this runs at start only for a script started by hand.
+load_defaults() {
+  local defaults
   defaults=$(env -i PATH="$PATH" PYTHONPATH="$(pkg_root)" "${CIMG_PYTHON:-python3}" -m clusterimg.defaults) ||
     die "cannot read the defaults of clusterimg-gen"
   eval "$defaults"
-  unset defaults
+}
+if [[ -z ${CIMG_BUILDER:-} || -z ${CIMG_TOOLS:-} || -z ${CIMG_RETRIES:-} || -z ${CIMG_TLS_VERIFY:-} ]]; then
+  load_defaults
 fi
 
 # "<hex> *<path>" sha256 lines for the NUL-separated paths on stdin. openssl uses the CPU's SHA instructions, which

@@ -7,6 +7,7 @@ any setting left unset from `python3 -m clusterimg.defaults` (standard library o
 from __future__ import annotations
 
 import json
+import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,15 @@ SEALOS_VERSION: str = DATA["sealos"]["version"]
 BUILDAH_VERSION: str = DATA["buildah"]["version"]  # the labring release tag that carries buildah.linux.<arch>
 
 # What each script setting is called; every script reads CIMG_<NAME>.
-SCRIPT_SETTINGS = {"CIMG_BUILDER": BUILDER, "CIMG_TOOLS": TOOLS, "CIMG_RETRIES": RETRIES, "CIMG_TLS_VERIFY": TLS_VERIFY}
+SCRIPT_SETTINGS = {"CIMG_BUILDER": BUILDER, "CIMG_TOOLS": TOOLS, "CIMG_RETRIES": RETRIES, "CIMG_TLS_VERIFY": TLS_VERIFY,
+                   "CIMG_RETRY_DELAY": DATA["retry_delay"], "CIMG_RETRY_MAX_DELAY": DATA["retry_max_delay"]}
+
+
+def retry_delay(attempt: int) -> float:
+    """Seconds to wait after failed attempt `attempt` (0-based): the delay doubles from CIMG_RETRY_DELAY up to the cap,
+    as the scripts' `retry` waits."""
+    first = float(os.environ.get("CIMG_RETRY_DELAY") or DATA["retry_delay"])
+    return min(first * 2**attempt, float(os.environ.get("CIMG_RETRY_MAX_DELAY") or DATA["retry_max_delay"]))
 
 
 @dataclass(frozen=True)

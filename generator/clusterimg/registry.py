@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import defaults
 from .errors import StepFailed, UserError
 
 PARALLEL = 8
@@ -30,7 +31,7 @@ class Published:
     listed: frozenset[str] = frozenset()
 
 
-def published(refs: list[str], *, tls_verify: bool, retries: int = 3, raw: bool = False) -> dict[str, Published | None]:
+def published(refs: list[str], *, tls_verify: bool, retries: int = defaults.RETRIES, raw: bool = False) -> dict[str, Published | None]:
     """ref → what it holds (with `raw`, read as a list), or None when the registry does not have it or could not be
     asked; a failed lookup warns and counts as absent, so the image is built rather than skipped."""
     with ThreadPoolExecutor(PARALLEL) as pool:
@@ -52,7 +53,7 @@ def _published(ref: str, tls_verify: bool, retries: int, raw: bool) -> Published
     return Published(digest=data.get("Digest", ""), labels=data.get("Labels") or {})
 
 
-def arch_digests(refs: list[str], *, own: str, tls_verify: bool, retries: int = 3) -> dict[str, dict[str, str] | None]:
+def arch_digests(refs: list[str], *, own: str, tls_verify: bool, retries: int = defaults.RETRIES) -> dict[str, dict[str, str] | None]:
     """ref → {arch: manifest digest} for a list's linux entries, {"*": digest} for a single image, or None when it
     could not be read. One lookup per ref serves every arch; TLS as upstream_tls says."""
     with ThreadPoolExecutor(PARALLEL) as pool:
@@ -105,7 +106,7 @@ class _Failed(Exception):
 
 
 def platforms(
-    refs: list[str], *, own: str | None, tls_verify: bool, retries: int = 3, authfile: str | None = None
+    refs: list[str], *, own: str | None, tls_verify: bool, retries: int = defaults.RETRIES, authfile: str | None = None
 ) -> dict[str, Platforms]:
     """ref → the platforms it exists for: a list's entries, or a single manifest's config os/architecture.
     `tls_verify` applies to the registry `own` only (see upstream_tls)."""
@@ -180,7 +181,7 @@ def _skopeo(cmd: list[str], retries: int, stdin: str | None = None) -> str:
         if any(word in err.lower() for word in FINAL):
             raise _Failed(err)
         if attempt + 1 < retries:
-            time.sleep(min(2**attempt, 10))
+            time.sleep(defaults.retry_delay(attempt))
     raise _Failed(f"{err} (after {retries} attempts)")
 
 
@@ -193,7 +194,7 @@ def _message(stderr: str) -> str:
 
 @contextmanager
 def auth(
-    host: str, username: str | None, password: str | None, *, tls_verify: bool, retries: int = 3
+    host: str, username: str | None, password: str | None, *, tls_verify: bool, retries: int = defaults.RETRIES
 ) -> Iterator[str | None]:
     """An auth file logged in to `host` when a username is given: REGISTRY_AUTH_FILE when set (the action's scripts
     set one for the step and remove it), else a temporary one. Without a username, None, for the existing auth."""
