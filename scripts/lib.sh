@@ -228,8 +228,10 @@ local_arch() {
 }
 
 _login_once() {
+  local login=(priv "${NET[@]}" buildah login)
+  if [[ $2 == user ]]; then login=("${NET[@]}" skopeo login); fi
   printf '%s' "$CIMG_PASSWORD" |
-    priv "${NET[@]}" buildah login "${TLS[@]}" --username "$CIMG_USERNAME" --password-stdin "$1" >/dev/null
+    "${login[@]}" ${TLS[@]+"${TLS[@]}"} --username "$CIMG_USERNAME" --password-stdin "$1" >/dev/null
 }
 
 # A login that would store the credentials already stored changes nothing; skip its round trip.
@@ -240,6 +242,8 @@ _logged_in() {
   [[ $(<"$file") =~ "\"$1\":"[[:space:]]*"{"[^}]*"\"auth\":"[[:space:]]*"\"$auth\"" ]]
 }
 
+# registry_login HOST [user]: logs in to HOST for this step, as the builder runs (root, through priv), or with `user`
+# as this user, for lookups that run as this user.
 registry_login() {
   [[ -n ${CIMG_USERNAME:-} ]] || return 0
   [[ -n ${CIMG_PASSWORD:-} ]] || die "a username was given for $1 but no password"
@@ -249,6 +253,6 @@ registry_login() {
     log "already logged in to $1 as $CIMG_USERNAME"
     return 0
   fi
-  retry _login_once "$1" || die "login to $1 as $CIMG_USERNAME failed"
+  retry _login_once "$1" "${2:-builder}" || die "login to $1 as $CIMG_USERNAME failed"
   log "logged in to $1 as $CIMG_USERNAME"
 }

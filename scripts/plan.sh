@@ -4,12 +4,6 @@ set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-# skopeo as this user: the plan's lookups run as this user, unlike the builds.
-skopeo_login() {
-  printf '%s' "$CIMG_PASSWORD" |
-    "${NET[@]}" skopeo login ${TLS[@]+"${TLS[@]}"} --username "$CIMG_USERNAME" --password-stdin "$CIMG_REGISTRY" >/dev/null
-}
-
 args=(plan --repo "${CIMG_REPO:-.}")
 locks=()
 case "${CIMG_EVENT:-}" in
@@ -60,9 +54,7 @@ if [[ ${unchanged:-false} == true && ${CIMG_FORCE:-false} != true ]]; then
   if [[ ${adopt:-false} == true ]]; then args+=(--adopt); fi
   if [[ -n ${CIMG_USERNAME:-} ]]; then
     [[ -n ${CIMG_REGISTRY:-} ]] || die "registry is required with username"
-    mask "$CIMG_PASSWORD" "the password for $CIMG_REGISTRY"
-    step_auth_file
-    retry skopeo_login || die "login to $CIMG_REGISTRY as $CIMG_USERNAME failed"
+    registry_login "$CIMG_REGISTRY" user # the plan's lookups run as this user, unlike the builds
   fi
 fi
 
