@@ -242,6 +242,26 @@ _logged_in() {
   [[ $(<"$file") =~ "\"$1\":"[[:space:]]*"{"[^}]*"\"auth\":"[[:space:]]*"\"$auth\"" ]]
 }
 
+# github_api METHOD PATH [JSON]: the body of the answer of GitHub's API for repos/$GITHUB_REPOSITORY/PATH, with the
+# token CIMG_TOKEN on curl's stdin, never argv. A 4xx other than 429 will not change on a retry: it returns NO_RETRY,
+# with the body on stdout.
+github_api() {
+  local reply status data=()
+  if (($# > 2)); then data=(--data-binary "$3"); fi
+  reply=$(printf 'header = "Authorization: Bearer %s"\n' "$CIMG_TOKEN" |
+    "${NET[@]}" curl --config - --silent --show-error --max-time 30 -w '\n%{http_code}' -X "$1" \
+      -H "Accept: application/vnd.github+json" -H "X-GitHub-Api-Version: 2022-11-28" \
+      "${data[@]}" "${GITHUB_API_URL:-https://api.github.com}/repos/$GITHUB_REPOSITORY/$2") || return 1
+  status=${reply##*$'\n'}
+  reply=${reply%$'\n'*}
+  case $status in
+  2??) printf '%s\n' "$reply" ;;
+  429) log "$1 $2 answered HTTP 429" && return 1 ;;
+  4??) log "$1 $2 answered HTTP $status" && printf '%s\n' "$reply" && return "$NO_RETRY" ;;
+  *) log "$1 $2 answered HTTP $status" && return 1 ;;
+  esac
+}
+
 # registry_login HOST [user]: logs in to HOST for this step, as the builder runs (root, through priv), or with `user`
 # as this user, for lookups that run as this user.
 registry_login() {

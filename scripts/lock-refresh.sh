@@ -9,7 +9,6 @@ mask "$CIMG_TOKEN" "the token"
 repo=${CIMG_REPO:-.}
 branch=${CIMG_BRANCH:-clusterimage/refresh-lock}
 base=${CIMG_BASE:-$(git -C "$repo" rev-parse --abbrev-ref HEAD)}
-api=${GITHUB_API_URL:-https://api.github.com}
 [[ -n ${GITHUB_REPOSITORY:-} ]] || die "GITHUB_REPOSITORY is not set"
 
 clusterimg_gen_venv "$CIMG_ACTION_PATH/.." github
@@ -45,27 +44,17 @@ pr_json=$(PR_HEAD=$branch PR_BASE=$base python3 -c 'import json, os
 print(json.dumps({"title": "Refresh clusterimage.lock", "head": os.environ["PR_HEAD"], "base": os.environ["PR_BASE"],
                   "body": "Pins refreshed by clusterimg-gen lock; the generated workflows follow them."}))')
 
-open_pr() {
-  local reply status
-  reply=$(printf 'header = "Authorization: Bearer %s"\n' "$CIMG_TOKEN" |
-    curl --config - --silent --show-error --max-time 30 -w '\n%{http_code}' -X POST \
-      -H "Accept: application/vnd.github+json" --data-binary "$pr_json" "$api/repos/$GITHUB_REPOSITORY/pulls") ||
-    return 1
-  status=${reply##*$'\n'}
-  reply=${reply%$'\n'*}
-  case $status in
-  201) log "opened a pull request from $branch into $base" ;;
-  422)
-    # GitHub answers 422 to any invalid pull request (a detached HEAD's base, say); only this one means it is open.
-    if [[ $reply == *"A pull request already exists"* ]]; then
-      log "a pull request from $branch is already open; its branch now carries the new pins"
-    else
-      die "GitHub refused the pull request from $branch into $base (HTTP 422): $(tr -s '[:space:]' ' ' <<<"$reply")"
-    fi
-    ;;
-  *) log "opening the pull request answered HTTP $status" && return 1 ;;
-  esac
-}
-retry open_pr || die "could not open a pull request from $branch into $base"
+status=0
+reply=$(retry github_api POST pulls "$pr_json") || status=$?
+if ((status == 0)); then
+  log "opened a pull request from $branch into $base"
+elif ((status == NO_RETRY)) && [[ $reply == *"A pull request already exists"* ]]; then
+  # GitHub answers 422 to any invalid pull request (a detached HEAD's base, say); only this one means it is open.
+  log "a pull request from $branch is already open; its branch now carries the new pins"
+elif ((status == NO_RETRY)); then
+  die "GitHub refused the pull request from $branch into $base: $(tr -s '[:space:]' ' ' <<<"$reply")"
+else
+  die "could not open a pull request from $branch into $base"
+fi
 set_output changed true
 summary "clusterimage.lock refreshed on \`$branch\`; pull request into \`$base\`."
