@@ -114,7 +114,7 @@ install_sealos() {
     sums_url=$(fill "$CIMG_SEALOS_CHECKSUMS_URL" "$ver")
     # The release's own sums, fetched for this run only: a copy kept on this runner is never trusted.
     download "$sums_url" "$scratch/checksums.txt"
-    want=$(awk -v f="$name" '$2 == f || $2 == "*" f { print $1; exit }' "$scratch/checksums.txt")
+    want=$(listed_sum "$name" <"$scratch/checksums.txt") || want=
     [[ -n $want ]] || die "$name is not listed in $sums_url"
   fi
   from_cache "$tarball" "$url" "$scratch/$name"

@@ -165,6 +165,19 @@ else
   sha256_lines() { xargs -0 -r sha256sum --binary; }
 fi
 
+# listed_sum NAME < SUMS: the sha256 that sha256sum's format lists for NAME (`*NAME` in binary mode), in lowercase; the
+# first such line counts, as lock.py reads the same file (install.sh uses it).
+listed_sum() {
+  local sum file extra
+  while read -r sum file extra; do
+    if [[ -z $extra && ${sum,,} =~ ^[0-9a-f]{64}$ && ($file == "$1" || $file == "*$1") ]]; then
+      printf '%s\n' "${sum,,}"
+      return 0
+    fi
+  done
+  return 1
+}
+
 arch_ok() {
   case $1 in
   amd64 | arm64) ;;

@@ -36,3 +36,28 @@ def test_the_scripts_retry_waits_as_the_registry_lookups_do(delay, cap, monkeypa
     proc = bash('sleep() { echo "$1"; }; retry false', env)
     assert proc.returncode == 1
     assert [float(s) for s in proc.stdout.split()] == [defaults.retry_delay(n) for n in range(4)]
+
+
+A, B = "a" * 64, "B" * 64
+SUMS = [
+    (f"{A}  sealos_5.1.1_linux_amd64.tar.gz\n", A),
+    (f"{B} *sealos_5.1.1_linux_amd64.tar.gz\n", B.lower()),
+    (f"{A}  other.tar.gz\n{B}  sealos_5.1.1_linux_amd64.tar.gz\n{A}  sealos_5.1.1_linux_amd64.tar.gz\n", B.lower()),
+    (f"xyz  sealos_5.1.1_linux_amd64.tar.gz\n{A}  sealos_5.1.1_linux_amd64.tar.gz\n", A),
+    (f"{A}  sealos_5.1.1_linux_amd64.tar.gz extra\n", None),
+    (f"{A}  sealos_5.1.1_linux_amd64.tar.gz.sig\n", None),
+    ("", None),
+]
+
+
+@pytest.mark.parametrize(("text", "want"), SUMS, ids=["plain", "binary-mode", "first-wins", "skips-non-hex",
+                                                      "three-fields", "other-name", "empty"])
+def test_install_and_lock_read_a_checksums_file_alike(text, want, tmp_path):
+    from clusterimg import lock
+
+    name = "sealos_5.1.1_linux_amd64.tar.gz"
+    assert lock._checksums(text).get(name) == want
+    sums = tmp_path / "sums.txt"
+    sums.write_text(text)
+    proc = bash(f'listed_sum {name} <"{sums}"', {})
+    assert (proc.stdout.strip() or None) == want

@@ -135,10 +135,11 @@ def _buildah(gh, version: str) -> tuple[str, dict[str, str]]:
 
 
 def _checksums(text: str) -> dict[str, str]:
-    """`<sha256>  <file>` lines (sha256sum's format; `*file` in binary mode) → {file: sha256}."""
+    """`<sha256>  <file>` lines (sha256sum's format; `*file` in binary mode) → {file: sha256}; the first line for a file
+    counts, as install.sh's listed_sum reads it."""
     sums = {}
     for line in text.splitlines():
         parts = line.split()
         if len(parts) == 2 and SHA256.fullmatch(parts[0].lower()):
-            sums[parts[1].removeprefix("*")] = parts[0].lower()
+            sums.setdefault(parts[1].removeprefix("*"), parts[0].lower())
     return sums
