@@ -75,8 +75,10 @@ def save_step(ctx: Path, authfile: Path, parallel: int, host: str) -> None:
     if not gen.exists():
         gen.write_text(f'#!/bin/sh\nPYTHONPATH={ROOT / "generator"} exec {sys.executable} -m clusterimg "$@"\n')
         gen.chmod(0o755)
+    # CIMG_PYTHON: the interpreter itself, as a runner's python3 is, not a version manager's shim in front of it.
     env = {**os.environ, "CIMG_CONTEXT": str(ctx), "CIMG_ARCH": ARCH, "CIMG_TLS_VERIFY": "false", "CIMG_GEN": str(gen),
-           "CIMG_REGISTRY": host, "CIMG_SAVE_PARALLEL": str(parallel), "REGISTRY_AUTH_FILE": str(authfile)}  # fmt: skip
+           "CIMG_PYTHON": sys.executable, "CIMG_REGISTRY": host, "CIMG_SAVE_PARALLEL": str(parallel),
+           "REGISTRY_AUTH_FILE": str(authfile)}  # fmt: skip
     run("bash", str(ROOT / "scripts" / "save.sh"), env=env)
 
 
