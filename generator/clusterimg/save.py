@@ -374,7 +374,7 @@ def auths_from(text: str) -> dict:
 def settings_from_env(arch: str, own: str) -> Settings:
     """The scripts' settings, which lib.sh has already checked."""
     env = os.environ.get
-    return Settings(arch, own, env("CIMG_TLS_VERIFY", "true") != "false", int(env("CIMG_SAVE_PARALLEL", "8")),
+    return Settings(arch, own, env("CIMG_TLS_VERIFY", "true") != "false", int(env("CIMG_SAVE_PARALLEL", "16")),
                     int(env("CIMG_RETRIES", "3")), int(env("CIMG_RETRY_DELAY", "2")),
                     int(env("CIMG_NET_TIMEOUT", "300")))  # fmt: skip
 
