@@ -42,11 +42,17 @@ if [[ -n ${CIMG_INPUTS:-} ]]; then
   extra+=(--label "io.clusterimage.inputs=$CIMG_INPUTS")
 fi
 
-# The embedded images as saved, each with its digest for this arch: a scheduled plan rebuilds the image when one moves.
-if [[ -n ${CIMG_EMBEDDED:-} ]]; then
-  embedded=$(tr '\n' ' ' <<<"$CIMG_EMBEDDED")
-  extra+=(--label "io.clusterimage.embedded=${embedded% }")
+if [[ -n ${CIMG_USERNAME:-} ]]; then
+  registry_login "${CIMG_REGISTRY:-$(registry_of "$image")}" # for a parent or base in a private registry
 fi
+
+# The embedded images as saved, and the FROM bases the tree does not build as they resolve now, each with its digest
+# for this arch: a scheduled plan rebuilds the image when one of them moves.
+bases=$(auth_json | py_module base "$file" "$arch" "$(own_registry)" "${CIMG_PARENTS:-}") ||
+  die "could not read the FROM lines of $file"
+if [[ -n $bases ]]; then log "bases: $(tr '\n' ' ' <<<"$bases")"; fi
+pinned=$(printf '%s\n%s\n' "${CIMG_EMBEDDED:-}" "$bases" | grep -v '^$' | tr '\n' ' ' || true)
+if [[ -n $pinned ]]; then extra+=(--label "io.clusterimage.embedded=${pinned% }"); fi
 
 # An in-tree parent, written as its list or as any arch's tag, is built FROM this arch's own image of it.
 if [[ -n ${CIMG_PARENTS:-} ]]; then
@@ -55,10 +61,6 @@ if [[ -n ${CIMG_PARENTS:-} ]]; then
   py_module kubefile "$file" "$arch" >"$rewritten" || die "could not rewrite $file for its parents"
   log "parents: $(grep -i '^[[:space:]]*FROM' "$rewritten" | tr '\n' ' ')"
   file=$rewritten
-fi
-
-if [[ -n ${CIMG_PARENTS:-} && -n ${CIMG_USERNAME:-} ]]; then
-  registry_login "${CIMG_REGISTRY:-$(registry_of "$image")}"
 fi
 
 group_start "build $ref ($builder)"

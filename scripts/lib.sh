@@ -133,6 +133,9 @@ clusterimg_gen_venv() {
   CIMG_GEN=$venv/bin/clusterimg-gen
 }
 
+# The step's auth file on stdout, for the modules that read it on stdin: root wrote it when the login ran through sudo.
+auth_json() { if [[ -n ${REGISTRY_AUTH_FILE:-} && -e $REGISTRY_AUTH_FILE ]]; then priv cat "$REGISTRY_AUTH_FILE"; fi; }
+
 # Runs `python3 -m clusterimg.<module>` from this action's own files, for modules that need only the standard
 # library: nothing is installed. The package sits beside scripts/ in a checkout, or above it in a wheel.
 py_module() {

@@ -11,7 +11,7 @@ import sys
 import pytest
 import yaml
 
-from clusterimg import lock, lockfile
+from clusterimg import lockfile
 from clusterimg.errors import ConfigError
 from clusterimg.defaults import PINS
 from clusterimg.model import action_repo
