@@ -30,6 +30,7 @@ from .model import (
     Mirror,
     PullRequests,
     Tools,
+    default_runners,
 )
 
 KEYS = {
@@ -98,7 +99,7 @@ def parse(data: dict) -> Config:
         kw["arches"] = c.arches("arches", data["arches"])
     if "runners" in data:
         runners = c.mapping("runners", data["runners"])
-        merged = {a: a.default_runner for a in Arch}
+        merged = default_runners()
         for arch, labels in runners.items():
             merged[c.arch("runners", arch)] = c.labels(f"runners.{arch}", labels)
         kw["runners"] = merged

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import StepFailed, UserError
 from . import registry
+from .errors import StepFailed, UserError
 from .registry import Platforms
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")  # compared lowercased, as sealos does; .tmpl is compared as written

@@ -72,6 +72,10 @@ class PullRequests(str, Enum):
         return cls.SAME_REPO if self_hosted else cls.ALL
 
 
+def default_runners() -> dict[Arch, tuple[str, ...]]:
+    return {a: a.default_runner for a in Arch}
+
+
 def is_self_hosted(labels: tuple[str, ...]) -> bool:
     return "self-hosted" in (label.lower() for label in labels)
 
@@ -143,7 +147,7 @@ class Config:
     repository: str
     apps_dir: str = "applications"
     arches: tuple[Arch, ...] = (Arch.AMD64, Arch.ARM64)
-    runners: dict[Arch, tuple[str, ...]] = field(default_factory=lambda: {a: a.default_runner for a in Arch})
+    runners: dict[Arch, tuple[str, ...]] = field(default_factory=lambda: default_runners())
     schedule: str | None = None
     action: str | None = None  # a ./path or owner/repo@sha; None: the vendored copy in VENDOR_DIR
     action_tag: str = ""  # the release tag of a remote action when known without the lock (this package's own)
