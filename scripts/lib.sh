@@ -129,11 +129,13 @@ clusterimg_gen_venv() {
 
 # Runs `python3 -m clusterimg.<module>` from this action's own files, for modules that need only the standard
 # library: nothing is installed. The package sits beside scripts/ in a checkout, or above it in a wheel.
+# `py_module priv <module> …` runs it as root, to read every file of a mounted image.
 py_module() {
-  local here root
+  local here root as=()
+  if [[ $1 == priv ]]; then as=(priv) && shift; fi
   here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
   if [[ -d $here/generator/clusterimg ]]; then root=$here/generator; else root=$(cd "$here/../.." && pwd); fi
-  PYTHONPATH=$root${PYTHONPATH:+:$PYTHONPATH} "${CIMG_PYTHON:-python3}" -m "clusterimg.$1" "${@:2}"
+  ${as[@]+"${as[@]}"} env PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" "${CIMG_PYTHON:-python3}" -m "clusterimg.$1" "${@:2}"
 }
 
 # "<hex> *<path>" sha256 lines for the NUL-separated paths on stdin. openssl uses the CPU's SHA instructions, which
