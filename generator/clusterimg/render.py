@@ -119,6 +119,7 @@ def workflow(config: Config, plan: Plan, lock: Lock | None = None, command: str 
         tls_verify=json.dumps(config.tls_verify),
         check_images=json.dumps(config.check_images),
         save_images=json.dumps(config.save_images),
+        evidence=json.dumps(config.evidence),
         keepalive=config.keepalive,
         workflow_file=WORKFLOW_FILE,
         username_secret=config.username_secret,
