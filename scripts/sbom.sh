@@ -46,5 +46,7 @@ fi
 mv "$work/sbom.json" "$out"
 size=$(wc -c <"$out")
 log "wrote $out ($size bytes)"
+# actions/attest takes at most 16 MiB; the SBOM is still written, for whatever reads it next.
+if ((size >= 16 << 20)); then warn "the SBOM of $ref is $size bytes, over the 16 MiB that an attestation holds"; fi
 set_output sbom "$out"
 summary "SBOM (CycloneDX 1.6) of \`$ref@$digest\`: $size bytes"

@@ -47,8 +47,7 @@ def file_component(root: Path, path: str) -> dict:
         while chunk := fh.read(CHUNK):
             digest.update(chunk)
     shown = "/" + os.fsencode(os.path.relpath(path, root)).decode("utf-8", "backslashreplace")
-    return {"type": "file", "bom-ref": "file:" + shown, "name": shown,
-            "hashes": [{"alg": "SHA-256", "content": digest.hexdigest()}]}  # fmt: skip
+    return {"type": "file", "name": shown, "hashes": [{"alg": "SHA-256", "content": digest.hexdigest()}]}
 
 
 def created(config: dict) -> str | None:
