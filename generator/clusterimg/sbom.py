@@ -73,6 +73,7 @@ def sbom(root: Path, arch: str, image: str, digest: str, config: dict, saved: li
         # Where it came from is known only when the save step put it there; registry/ itself keeps no host.
         source = origin[ref][0].rpartition(":")[0] if ref in origin else held.name
         nested.append(container(source, held.digest, arch, held.tag, known=ref in origin))
+    nested.sort(key=lambda c: c["bom-ref"])
     files = [file_component(root, path) for path in rootfs_files(root)]
     metadata = {
         "tools": {"components": [{"type": "application", "name": "clusterimage-action"}]},
@@ -87,10 +88,10 @@ def sbom(root: Path, arch: str, image: str, digest: str, config: dict, saved: li
         "serialNumber": uuid.uuid5(uuid.NAMESPACE_URL, subject["purl"]).urn,
         "version": 1,
         "metadata": metadata,
-        "components": sorted(nested, key=lambda c: c["bom-ref"]) + sorted(files, key=lambda c: c["name"]),
+        "components": nested + sorted(files, key=lambda c: c["name"]),
         "dependencies": [
-            {"ref": subject["bom-ref"], "dependsOn": sorted(c["bom-ref"] for c in nested)},
-            *({"ref": c["bom-ref"]} for c in sorted(nested, key=lambda c: c["bom-ref"])),
+            {"ref": subject["bom-ref"], "dependsOn": [c["bom-ref"] for c in nested]},
+            *({"ref": c["bom-ref"]} for c in nested),
         ],
     }
     return bom, problems
