@@ -138,8 +138,11 @@ auth_json() { if [[ -n ${REGISTRY_AUTH_FILE:-} && -e $REGISTRY_AUTH_FILE ]]; the
 
 # Runs `python3 -m clusterimg.<module>` from this action's own files, for modules that need only the standard
 # library: nothing is installed. The package sits beside scripts/ in a checkout, or above it in a wheel.
+# `py_module priv <module> …` runs it as root, to read every file of a mounted image.
 py_module() {
-  PYTHONPATH=$(pkg_root)${PYTHONPATH:+:$PYTHONPATH} "${CIMG_PYTHON:-python3}" -m "clusterimg.$1" "${@:2}"
+  local as=()
+  if [[ $1 == priv ]]; then as=(priv) && shift; fi
+  ${as[@]+"${as[@]}"} env PYTHONPATH="$(pkg_root)${PYTHONPATH:+:$PYTHONPATH}" "${CIMG_PYTHON:-python3}" -m "clusterimg.$1" "${@:2}"
 }
 
 pkg_root() {

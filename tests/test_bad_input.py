@@ -36,6 +36,9 @@ CASES = {
     "secret-name": ("repository: acme\nsecrets:\n  password: GITHUB_TOKEN\n", "GITHUB_TOKEN"),
     "secret-name-any-case": ("repository: acme\nsecrets:\n  password: github_token\n", "password: 'github_token'"),
     "bool-not-string": ("repository: acme\ntls_verify: 'no'\n", "tls_verify"),
+    "evidence-not-bool": (
+        "repository: acme\nevidence: 'yes'\n", "clusterimage.yaml: evidence: 'yes': expected true or false"
+    ),
     "github-repo-dotdot": ("repository: acme\ngithub_repo: ../..\n", "github_repo: '../..'"),
     "sexagesimal-version": ("repository: acme\napps:\n  calico:\n    versions: [1:20]\n", "'1:20'"),
     "null-version": ("repository: acme\napps:\n  calico:\n    versions: [~]\n", "apps.calico.versions: None"),

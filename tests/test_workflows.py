@@ -235,6 +235,18 @@ def test_keepalive_runs_only_on_schedule_and_can_be_turned_off(cli, tree):
         assert "keepalive" not in load((repo / WORKFLOW).read_text())["jobs"]
 
 
+def test_evidence_is_on_by_default_and_the_config_key_turns_it_off_in_every_build_leg(cli, tree):
+    from clusterimg.yamlio import load
+
+    repo = tree()
+    for config, want in (("repository: acme\n", True), ("repository: acme\nevidence: false\n", False)):
+        (repo / "clusterimage.yaml").write_text(config)
+        cli("workflows", "--repo", repo)
+        jobs = load((repo / WORKFLOW).read_text())["jobs"]
+        legs = [step["with"] for job in jobs.values() for step in job.get("steps", []) if "context" in step.get("with", {})]
+        assert legs and all(leg["evidence"] is want for leg in legs)
+
+
 def test_default_pins_are_current_majors_and_a_node20_pin_is_flagged(cli, tree, monkeypatch):
     from clusterimg import defaults
 

@@ -221,13 +221,16 @@ def _skip_unchanged(config, result, adopt):
 @click.option("--retries", type=click.IntRange(1, 10), default=defaults.RETRIES, show_default=True)
 @click.option("--save-images/--no-save-images", default=True, show_default=True,
               help="Save the embedded images for ARCH into the prepared context's registry/ before the build.")
-def build(context, image_tag, arch, file_, inputs, setup, builder, push, tls_verify, retries, save_images) -> None:
+@click.option("--evidence/--no-evidence", default=defaults.EVIDENCE, show_default=True,
+              help="After a push, write the pushed image's CycloneDX SBOM (its path is the output `sbom`).")
+def build(context, image_tag, arch, file_, inputs, setup, builder, push, tls_verify, retries, save_images,
+          evidence) -> None:
     """Build one arch of a cluster image locally, with the action's own scripts."""
     from . import runner
 
     out = runner.build(
         str(context), image_tag, arch.value, file=file_, inputs=inputs, setup=setup, builder=builder, push=push,
-        tls_verify=tls_verify, retries=retries, save_images=save_images,
+        tls_verify=tls_verify, retries=retries, save_images=save_images, evidence=evidence,
     )
     click.echo(json.dumps(out, sort_keys=True))
 

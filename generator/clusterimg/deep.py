@@ -14,6 +14,7 @@ import json
 import os
 import stat
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from .registry import host_of
@@ -26,23 +27,32 @@ V2 = "registry/docker/registry/v2"
 
 def elf_problems(root: Path, arch: str) -> list[str]:
     problems = []
-    for directory, dirs, names in os.walk(root):
-        if Path(directory) == root / "registry":
-            dirs[:] = []  # compressed layers: what they hold is checked as images, below
-            continue
-        for name in names:
-            path = os.path.join(directory, name)
-            machine = _elf_machine(path)
-            if machine is not None and MACHINES.get(machine) != arch:
-                shown = MACHINES.get(machine, f"machine {machine:#x}")
-                problems.append(f"/{os.path.relpath(path, root)}: an ELF file for {shown}, not {arch}")
+    for path in rootfs_files(root):
+        machine = _elf_machine(path)
+        if machine is not None and MACHINES.get(machine) != arch:
+            shown = MACHINES.get(machine, f"machine {machine:#x}")
+            problems.append(f"/{os.path.relpath(path, root)}: an ELF file for {shown}, not {arch}")
     return problems
+
+
+def rootfs_files(root: Path):
+    """The paths of the regular files outside registry/, in a stable order; registry/ holds images, read apart."""
+    for directory, dirs, names in os.walk(root):
+        dirs.sort()
+        if Path(directory) == root / "registry":
+            dirs[:] = []
+            continue
+        for name in sorted(names):
+            path = os.path.join(directory, name)
+            try:
+                if stat.S_ISREG(os.lstat(path).st_mode):
+                    yield path
+            except OSError:
+                continue
 
 
 def _elf_machine(path: str) -> int | None:
     try:
-        if not stat.S_ISREG(os.lstat(path).st_mode):
-            return None
         with open(path, "rb") as fh:
             head = fh.read(20)
     except OSError:
@@ -52,8 +62,31 @@ def _elf_machine(path: str) -> int | None:
     return int.from_bytes(head[18:20], "little" if head[5] == 1 else "big")
 
 
-def registry_images(root: Path) -> dict[str, dict]:
-    """name:tag → the manifest each tag of root/registry points at, read as distribution stores it."""
+@dataclass(frozen=True)
+class Held:
+    """One tag of registry/, read as distribution stores it."""
+
+    name: str  # the repository, without a registry host
+    tag: str
+    digest: str  # of the manifest the tag points at
+    platforms: tuple[str, ...]  # os/arch of the image, or of each entry when it is a list
+    listed: bool  # a list (an index), not one image
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.tag}"
+
+    def arch_problem(self, arch: str) -> str | None:
+        """A nested image must be one image for linux/<arch>: sealos serves registry/ as it is, to every node."""
+        if self.listed:
+            return f"registry/ {self.ref}: a list of {', '.join(sorted(self.platforms))}, expected linux/{arch} only"
+        if self.platforms != (f"linux/{arch}",):
+            return f"registry/ {self.ref}: an image for {self.platforms[0]}, not linux/{arch}"
+        return None
+
+
+def registry_images(root: Path) -> dict[str, Held]:
+    """name:tag → what each tag of root/registry points at."""
     repos = root / V2 / "repositories"
     found = {}
     if not repos.is_dir():
@@ -62,38 +95,40 @@ def registry_images(root: Path) -> dict[str, dict]:
         name = tags.parent.parent.relative_to(repos).as_posix()
         for tag in sorted(p.name for p in tags.iterdir()):
             digest = (tags / tag / "current/link").read_text().strip()
-            found[f"{name}:{tag}"] = {"digest": digest, "manifest": json.loads(_blob(root, digest))}
+            manifest = json.loads(blob(root, digest))
+            if "manifests" in manifest:
+                platforms = tuple(f"{m.get('platform', {}).get('os')}/{m.get('platform', {}).get('architecture')}"
+                                  for m in manifest["manifests"])
+            else:
+                config = json.loads(blob(root, manifest["config"]["digest"]))
+                platforms = (f"{config.get('os')}/{config.get('architecture')}",)
+            found[f"{name}:{tag}"] = Held(name, tag, digest, platforms, "manifests" in manifest)
     return found
 
 
-def _blob(root: Path, digest: str) -> bytes:
+def blob(root: Path, digest: str) -> bytes:
     algo, _, hexa = digest.partition(":")
     return (root / V2 / "blobs" / algo / hexa[:2] / hexa / "data").read_bytes()
 
 
-def registry_problems(root: Path, arch: str, expected: list[str]) -> list[str]:
-    problems = []
-    images = registry_images(root)
-    for ref, held in images.items():
-        manifest = held["manifest"]
-        if "manifests" in manifest:
-            platforms = sorted(f"{m.get('platform', {}).get('os')}/{m.get('platform', {}).get('architecture')}"
-                               for m in manifest["manifests"])
-            problems.append(f"registry/ {ref}: a list of {', '.join(platforms)}, expected linux/{arch} only")
-            continue
-        config = json.loads(_blob(root, manifest["config"]["digest"]))
-        got = f"{config.get('os')}/{config.get('architecture')}"
-        if got != f"linux/{arch}":
-            problems.append(f"registry/ {ref}: an image for {got}, not linux/{arch}")
-    for line in expected:
+def saved_refs(lines: list[str]) -> dict[str, tuple[str, str]]:
+    """The save step's `ref@digest` lines, keyed by name:tag as registry/ stores them: → (ref, digest)."""
+    saved = {}
+    for line in lines:
         ref, _, digest = line.strip().partition("@")
-        host = host_of(ref)
-        name = ref.removeprefix(host + "/")
+        saved[ref.removeprefix(host_of(ref) + "/")] = (ref, digest)
+    return saved
+
+
+def registry_problems(root: Path, arch: str, expected: list[str]) -> list[str]:
+    images = registry_images(root)
+    problems = [p for held in images.values() if (p := held.arch_problem(arch))]
+    for name, (ref, digest) in saved_refs(expected).items():
         held = images.get(name)
         if held is None:
             problems.append(f"registry/ lacks {ref}, which the save step saved")
-        elif digest and held["digest"] != digest:
-            problems.append(f"registry/ {name} is {held['digest']}, not the saved {digest}")
+        elif digest and held.digest != digest:
+            problems.append(f"registry/ {name} is {held.digest}, not the saved {digest}")
     return problems
 
 

@@ -18,6 +18,7 @@ BUILDER: str = DATA["builder"]
 TOOLS: str = DATA["tools"]
 RETRIES: int = DATA["retries"]
 TLS_VERIFY: bool = DATA["tls_verify"]
+EVIDENCE: bool = DATA["evidence"]  # each build leg writes the SBOM of the image it pushed
 REGISTRY: str = DATA["registry"]
 RUNNERS: dict[str, tuple[str, ...]] = {arch: tuple(labels) for arch, labels in DATA["runners"].items()}
 SEALOS_VERSION: str = DATA["sealos"]["version"]
@@ -59,7 +60,7 @@ def text(value: object) -> str:
 
 def action_inputs() -> dict[str, str]:
     """Action input name → its default: `tls_verify` is `tls-verify`, `sealos.url` is `sealos-url`."""
-    inputs = {key.replace("_", "-"): text(DATA[key]) for key in ("builder", "tools", "retries", "tls_verify")}
+    inputs = {key.replace("_", "-"): text(DATA[key]) for key in ("builder", "tools", "retries", "tls_verify", "evidence")}
     for tool in ("sealos", "buildah"):
         inputs.update({f"{tool}-{key}".replace("_", "-"): text(v) for key, v in DATA[tool].items()})
     return inputs

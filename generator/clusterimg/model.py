@@ -159,6 +159,7 @@ class Config:
     check_images: bool = True  # the build leg's pre-flight: every embedded image exists for the target arch
     setup: str | None = None  # repo-relative script each build leg runs once before init.sh, without credentials
     save_images: bool = True  # the build leg saves the embedded images into <context>/registry before building
+    evidence: bool = defaults.EVIDENCE
     github_repo: str | None = None  # OWNER/NAME for `dispatch`; default: the git remote origin
     lock_refresh: str | None = None  # cron of the optional workflow that refreshes clusterimage.lock through a PR
     keepalive: bool = True  # scheduled runs re-enable the workflow before GitHub's 60-day inactivity cut-off

@@ -46,6 +46,7 @@ class Resolved:
     tls_verify: str
     check_images: str
     save_images: str
+    evidence: str
     keepalive: bool
     username_secret: str
     password_secret: str
@@ -95,6 +96,7 @@ def resolve(config: Config, plan: Plan, lock: Lock | None) -> Resolved:
         tls_verify=json.dumps(config.tls_verify),
         check_images=json.dumps(config.check_images),
         save_images=json.dumps(config.save_images),
+        evidence=json.dumps(config.evidence),
         keepalive=config.keepalive,
         username_secret=config.username_secret,
         password_secret=config.password_secret,

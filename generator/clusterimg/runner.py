@@ -30,9 +30,10 @@ def build(
     tls_verify: bool = defaults.TLS_VERIFY,
     retries: int = defaults.RETRIES,
     save_images: bool = True,
+    evidence: bool = defaults.EVIDENCE,
 ) -> dict[str, str]:
     """Build `<image>:<version>-<arch>` from `image_tag` = `<image>:<version>`, after saving the images it embeds;
-    push it when asked."""
+    push it when asked, and then write its SBOM unless evidence is off."""
     image, version = split_tag(image_tag)
     require("buildah", builder)
     env = {"CIMG_ARCH": arch, "CIMG_BUILDER": builder, "CIMG_IMAGE": image, "CIMG_VERSION": version}
@@ -53,6 +54,9 @@ def build(
                                               "CIMG_EMBEDDED": out.get("images", ""), "CIMG_PYTHON": sys.executable})
         if push:
             out |= run("push.sh", env | credentials() | {"CIMG_REF": out["image"]})
+        if push and evidence:
+            out |= run("sbom.sh", env | {"CIMG_REF": out["image"], "CIMG_DIGEST": out["digest"],
+                                         "CIMG_EMBEDDED": out.get("images", ""), "CIMG_PYTHON": sys.executable})
     finally:
         shutil.rmtree(prepared["context"], ignore_errors=True)
     return out

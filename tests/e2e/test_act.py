@@ -6,6 +6,7 @@ a copy of this repository. Skip locally with `pytest -m "not act"`; .ci/run alwa
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -176,7 +177,7 @@ def test_pull_request_builds_and_pushes_nothing(act, registry, user_repo):
     # Both legs built the changed app-version; neither pushed, and the fan-in never ran.
     for arch in ("amd64", "arm64"):
         assert f"Success - Main Build {registry.host}/act/calico:v3.26.1-{arch}" in out
-    assert "Main Push" not in out and "Publish" not in out
+    assert "Main Push" not in out and "Main SBOM" not in out and "Publish" not in out
     assert everything(registry) == before
 
 
@@ -194,6 +195,10 @@ def test_dispatch_builds_one_app_version_for_both_arches_and_publishes_the_list(
             link = f"registry/docker/registry/v2/repositories/upstream/{name}/_manifests/tags/{tag}/current/link"
             digest = image_file(ref, link)
             assert digest == entry_digest(registry, f"{public_registry.host}/upstream/{name}:{tag}", arch)
+        # and wrote the SBOM of the digest it pushed (kept on the runner; act removes it with the job).
+        pushed = "sha256:" + hashlib.sha256(registry.raw(ref)).hexdigest()
+        assert f"SBOM of {ref}@{pushed}" in out
+        assert re.search(rf"wrote \S+/clusterimg-sbom/calico_v3\.26\.1-{arch}\.cdx\.json \(\d+ bytes\)", out)
 
 
 def test_dispatch_of_a_version_config_does_not_list_builds_it_from_latest_in_a_copy(act, registry, user_repo):

@@ -6,6 +6,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
 
 from clusterimg.cli import main
 from helpers import localize_embedded
@@ -33,10 +35,13 @@ def test_examples_build_locally_with_buildah_in_stage_order(creds, tmp_path, cap
 
     plan = json.loads(run(capsys, "plan", "--repo", repo, "--all", "--format", "json"))
     assert {(t["app"], t["stage"]) for t in plan["build"]} >= {("calico", 0), ("openebs", 1)}
+    sboms = {}
     for stage in sorted({t["stage"] for t in plan["build"]}):
         for t in (t for t in plan["build"] if t["stage"] == stage):
-            run(capsys, "build", repo / t["context"], "--image", f"{t['name']}:{t['version']}", "--arch", t["arch"],
-                "--inputs", t["inputs"], "--builder", "buildah", "--push", "--no-tls-verify")
+            out = json.loads(run(capsys, "build", repo / t["context"], "--image", f"{t['name']}:{t['version']}",
+                                 "--arch", t["arch"], "--inputs", t["inputs"], "--builder", "buildah", "--push",
+                                 "--no-tls-verify"))  # fmt: skip
+            sboms[out["image"]] = (out, Path(out["sbom"]).read_text())
         for m in (m for m in plan["manifest"] if m["stage"] == stage):
             run(capsys, "manifest", m["image"], *[f"--arch={a}" for a in m["arches"]], "--no-tls-verify")
 
@@ -48,3 +53,20 @@ def test_examples_build_locally_with_buildah_in_stage_order(creds, tmp_path, cap
         child = json.loads(creds.raw(f"{creds.host}/{namespace}/openebs:v3.9.0-{arch}"))["layers"]
         assert [x["digest"] for x in child[: len(parent)]] == [x["digest"] for x in parent]
         assert creds.config(f"{creds.host}/{namespace}/openebs:v3.9.0-{arch}")["architecture"] == arch
+
+    # Every pushed image has its SBOM: valid CycloneDX 1.6, for its pushed digest, naming each image it embeds: those
+    # its save step saved, with where they came from, and those its parent's registry/ brought, by name only.
+    assert set(sboms) == {f"{t['name']}:{t['version']}-{t['arch']}" for t in plan["build"]}
+    carried = 0
+    for image, (out, text) in sboms.items():
+        assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(text) is None, image
+        bom = json.loads(text)
+        assert bom["metadata"]["component"]["version"] == out["digest"]
+        nested = {f"{c['name']}:{c['purl'].rsplit('tag=', 1)[1]}@{c['version']}" for c in bom["components"]
+                  if c["type"] == "container"}  # fmt: skip
+        saved = set(out.get("images", "").split())
+        inherited = {line.split("/", 1)[1] for o, _ in sboms.values() if o["image"].endswith(image[-6:])
+                     for line in o.get("images", "").split() if line not in saved}  # fmt: skip
+        assert saved <= nested and nested - saved <= inherited, image
+        carried += len(nested - saved)
+    assert carried == 6  # openebs carries calico's three images, on each arch
