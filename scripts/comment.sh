@@ -12,35 +12,16 @@ VERSION='[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}' # an OCI tag, as model.TAG
 REQUEST="^/(build|imagebuild_apps)[[:blank:]]+($APP)[[:blank:]]+($VERSION)\$"
 USAGE="\`/build <app> <version>\` (or \`/imagebuild_apps <app> <version>\`) alone in the comment, e.g. \`/build calico v3.26.1\`"
 
-api=${GITHUB_API_URL:-https://api.github.com}
 [[ ${GITHUB_REPOSITORY:-} =~ ^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$ ]] || die "GITHUB_REPOSITORY is not OWNER/NAME"
 [[ -n ${CIMG_TOKEN:-} ]] || die "token is required"
 mask "$CIMG_TOKEN" "the token"
 [[ ${CIMG_ISSUE:-} =~ ^[1-9][0-9]{0,18}$ ]] || die "issue must be the number of an issue or pull request"
 
-# github METHOD PATH [JSON]: the body of the API's answer. A 4xx other than 429 will not change on a retry.
-github() {
-  local reply status data=()
-  if (($# > 2)); then data=(--data-binary "$3"); fi
-  reply=$(printf 'header = "Authorization: Bearer %s"\n' "$CIMG_TOKEN" |
-    curl --config - --silent --show-error --max-time 30 -w '\n%{http_code}' -X "$1" \
-      -H "Accept: application/vnd.github+json" -H "X-GitHub-Api-Version: 2022-11-28" \
-      "${data[@]}" "$api/repos/$GITHUB_REPOSITORY/$2") || return 1
-  status=${reply##*$'\n'}
-  reply=${reply%$'\n'*}
-  case $status in
-  2??) printf '%s\n' "$reply" ;;
-  429) log "$1 $2 answered HTTP 429" && return 1 ;;
-  4??) log "$1 $2 answered HTTP $status" && return "$NO_RETRY" ;;
-  *) log "$1 $2 answered HTTP $status" && return 1 ;;
-  esac
-}
-
 # The JSON string of $1, from an encoder: the text may hold any character.
 json_string() { TEXT=$1 python3 -c 'import json, os; print(json.dumps(os.environ["TEXT"]))'; }
 
 answer() {
-  retry github POST "issues/$CIMG_ISSUE/comments" "{\"body\": $(json_string "$1")}" >/dev/null ||
+  retry github POST "issues/$CIMG_ISSUE/comments" --data-binary "{\"body\": $(json_string "$1")}" >/dev/null ||
     die "could not answer on #$CIMG_ISSUE"
   log "answered on #$CIMG_ISSUE"
 }
@@ -60,7 +41,7 @@ request() {
     return 0
     ;;
   esac
-  retry github POST "issues/comments/$CIMG_COMMENT_ID/reactions" '{"content": "eyes"}' >/dev/null ||
+  retry github POST "issues/comments/$CIMG_COMMENT_ID/reactions" --data-binary '{"content": "eyes"}' >/dev/null ||
     warn "could not react to comment $CIMG_COMMENT_ID"
 
   # The API, not author_association: that says how someone is associated, not what they may do here. A login

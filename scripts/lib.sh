@@ -144,6 +144,24 @@ else
   sha256_lines() { xargs -0 -r sha256sum --binary; }
 fi
 
+# github METHOD PATH [CURL_ARGS...]: the body of the API's answer for PATH under this repository, GITHUB_REPOSITORY.
+# The token CIMG_TOKEN reaches curl on stdin, never argv. A 4xx other than 429 will not change on a retry.
+github() {
+  local reply status
+  reply=$(printf 'header = "Authorization: Bearer %s"\n' "$CIMG_TOKEN" |
+    "${NET[@]}" curl --config - --silent --show-error --max-time 30 -w '\n%{http_code}' -X "$1" \
+      -H "Accept: application/vnd.github+json" -H "X-GitHub-Api-Version: 2022-11-28" \
+      "${@:3}" "${GITHUB_API_URL:-https://api.github.com}/repos/$GITHUB_REPOSITORY/$2") || return 1
+  status=${reply##*$'\n'}
+  reply=${reply%$'\n'*}
+  case $status in
+  2??) printf '%s\n' "$reply" ;;
+  429) log "$1 $2 answered HTTP 429" && return 1 ;;
+  4??) log "$1 $2 answered HTTP $status" && return "$NO_RETRY" ;;
+  *) log "$1 $2 answered HTTP $status" && return 1 ;;
+  esac
+}
+
 arch_ok() {
   case $1 in
   amd64 | arm64) ;;
