@@ -289,9 +289,8 @@ def push_plan(tree, tmp_path):
             assert proc.returncode == 0, proc.stderr
             assert gh.token not in proc.stdout + proc.stderr + output.read_text()
             matrices = json.loads(output.read_text().partition("=")[2])
-            return sorted({e["app"] for job, entries in matrices.items() if job.startswith("build") for e in entries}), (
-                proc.stderr
-            )
+            built = {e["app"] for job, entries in matrices.items() if job.startswith("build") for e in entries}
+            return sorted(built), proc.stderr
 
         yield gh, repo, run
 
