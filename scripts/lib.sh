@@ -87,7 +87,7 @@ step_auth_file() {
 }
 
 # Sets CIMG_GEN to clusterimg-gen: the one given, else the checkout at $1 run in a venv that holds exactly the
-# hashed pins of its requirements/runner.txt, plus requirements/<name>.txt for each further argument (github).
+# hashed pins of its requirements/runner.txt, plus requirements/<name>.txt for each further argument (render, github).
 clusterimg_gen_venv() {
   if [[ -n ${CIMG_GEN:-} ]]; then return 0; fi
   local root name files=() reqs=() venv stamp
