@@ -12,7 +12,7 @@ base=${CIMG_BASE:-$(git -C "$repo" rev-parse --abbrev-ref HEAD)}
 api=${GITHUB_API_URL:-https://api.github.com}
 [[ -n ${GITHUB_REPOSITORY:-} ]] || die "GITHUB_REPOSITORY is not set"
 
-clusterimg_gen_venv "$CIMG_ACTION_PATH/.." github
+clusterimg_gen_venv "$CIMG_ACTION_PATH/.." render github
 # This checkout carries no release metadata: the generated workflow names the action it was made with.
 action=()
 if [[ -n ${CIMG_ACTION:-} ]]; then action=(--action "$CIMG_ACTION"); fi
