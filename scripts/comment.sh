@@ -21,7 +21,7 @@ mask "$CIMG_TOKEN" "the token"
 json_string() { TEXT=$1 python3 -c 'import json, os; print(json.dumps(os.environ["TEXT"]))'; }
 
 answer() {
-  retry github_api POST "issues/$CIMG_ISSUE/comments" "{\"body\": $(json_string "$1")}" >/dev/null ||
+  retry github_api POST "issues/$CIMG_ISSUE/comments" --data-binary "{\"body\": $(json_string "$1")}" >/dev/null ||
     die "could not answer on #$CIMG_ISSUE"
   log "answered on #$CIMG_ISSUE"
 }
@@ -41,7 +41,7 @@ request() {
     return 0
     ;;
   esac
-  retry github_api POST "issues/comments/$CIMG_COMMENT_ID/reactions" '{"content": "eyes"}' >/dev/null ||
+  retry github_api POST "issues/comments/$CIMG_COMMENT_ID/reactions" --data-binary '{"content": "eyes"}' >/dev/null ||
     warn "could not react to comment $CIMG_COMMENT_ID"
 
   # The API, not author_association: that says how someone is associated, not what they may do here. A login

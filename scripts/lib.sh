@@ -93,7 +93,7 @@ step_auth_file() {
 }
 
 # Sets CIMG_GEN to clusterimg-gen: the one given, else the checkout at $1 run in a venv that holds exactly the
-# hashed pins of its requirements/runner.txt, plus requirements/<name>.txt for each further argument (github).
+# hashed pins of its requirements/runner.txt, plus requirements/<name>.txt for each further argument (render, github).
 clusterimg_gen_venv() {
   if [[ -n ${CIMG_GEN:-} ]]; then return 0; fi
   local root name files=() reqs=() venv stamp
@@ -261,16 +261,15 @@ _logged_in() {
   [[ $(<"$file") =~ "\"$1\":"[[:space:]]*"{"[^}]*"\"auth\":"[[:space:]]*"\"$auth\"" ]]
 }
 
-# github_api METHOD PATH [JSON]: the body of the answer of GitHub's API for repos/$GITHUB_REPOSITORY/PATH, with the
-# token CIMG_TOKEN on curl's stdin, never argv. A 4xx other than 429 will not change on a retry: it returns NO_RETRY,
-# with the body on stdout.
+# github_api METHOD PATH [CURL_ARGS...]: the body of the answer of GitHub's API for PATH under this repository,
+# GITHUB_REPOSITORY. The token CIMG_TOKEN reaches curl on stdin, never argv. A 4xx other than 429 will not change on a
+# retry: it returns NO_RETRY, with the body on stdout.
 github_api() {
-  local reply status data=()
-  if (($# > 2)); then data=(--data-binary "$3"); fi
+  local reply status
   reply=$(printf 'header = "Authorization: Bearer %s"\n' "$CIMG_TOKEN" |
     "${NET[@]}" curl --config - --silent --show-error --max-time 30 -w '\n%{http_code}' -X "$1" \
       -H "Accept: application/vnd.github+json" -H "X-GitHub-Api-Version: 2022-11-28" \
-      "${data[@]}" "${GITHUB_API_URL:-https://api.github.com}/repos/$GITHUB_REPOSITORY/$2") || return 1
+      "${@:3}" "${GITHUB_API_URL:-https://api.github.com}/repos/$GITHUB_REPOSITORY/$2") || return 1
   status=${reply##*$'\n'}
   reply=${reply%$'\n'*}
   case $status in

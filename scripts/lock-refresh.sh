@@ -45,7 +45,7 @@ print(json.dumps({"title": "Refresh clusterimage.lock", "head": os.environ["PR_H
                   "body": "Pins refreshed by clusterimg-gen lock; the generated workflows follow them."}))')
 
 status=0
-reply=$(retry github_api POST pulls "$pr_json") || status=$?
+reply=$(retry github_api POST pulls --data-binary "$pr_json") || status=$?
 if ((status == 0)); then
   log "opened a pull request from $branch into $base"
 elif ((status == NO_RETRY)) && [[ $reply == *"A pull request already exists"* ]]; then

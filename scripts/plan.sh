@@ -4,20 +4,51 @@ set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+# The head commit of the newest successful push run of workflow $1 on this branch; nothing when it has none.
+last_success() {
+  local runs
+  runs=$(retry github_api GET "actions/workflows/$1/runs" --get --data-urlencode "branch=$GITHUB_REF_NAME" \
+    --data event=push --data status=success --data per_page=1) || return 1
+  python3 -c 'import json, re, sys
+try:
+    runs = json.load(sys.stdin)["workflow_runs"]
+    sha = runs[0]["head_sha"] if runs else ""
+except (ValueError, LookupError, TypeError):
+    sys.exit("the answer is not a list of workflow runs")
+if not isinstance(sha, str) or not re.fullmatch("([0-9a-f]{40})?", sha):
+    sys.exit(f"GitHub returned {sha!r}, not a 40-hex commit SHA")
+print(sha)' <<<"$runs"
+}
+
+# A push run cancelled while pending never built its changes. So the base of a push, $base, is the head of workflow
+# $1's last successful push run on this branch when that is an ancestor of HEAD, else the push's own `before`.
+push_base() {
+  local sha
+  base=$CIMG_BEFORE
+  if [[ ! ${GITHUB_REPOSITORY:-} =~ ^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$ || -z ${GITHUB_REF_NAME:-} ]]; then
+    warn "the last successful run needs GITHUB_REPOSITORY and GITHUB_REF_NAME; diffing from $base"
+  elif [[ ! $1 =~ ^[A-Za-z0-9_-][A-Za-z0-9_.-]*$ ]]; then
+    warn "workflow '$1' is not a workflow file name; diffing from $base"
+  elif ! sha=$(last_success "$1"); then
+    warn "could not look up the last successful run of $1 on $GITHUB_REF_NAME; diffing from $base"
+  elif [[ -n $sha && $sha != "$base" ]] && git -C "${CIMG_REPO:-.}" merge-base --is-ancestor "$sha" HEAD 2>/dev/null
+  then
+    log "diffing from $sha, the last successful run of $1 on $GITHUB_REF_NAME, not $base"
+    base=$sha
+  fi
+}
+
 args=(plan --repo "${CIMG_REPO:-.}")
-locks=()
 case "${CIMG_EVENT:-}" in
   push)
     # A new branch has no `before`: build everything.
     if [[ -n "${CIMG_BEFORE:-}" && "${CIMG_BEFORE//0/}" != "" ]]; then
-      args+=(--changed-from "$CIMG_BEFORE" --changed-to HEAD)
-      # A push run cancelled while pending never built its changes: diff from the last run that succeeded.
+      base=$CIMG_BEFORE
       if [[ -n ${CIMG_WORKFLOW:-} && -n ${CIMG_TOKEN:-} ]]; then
-        args+=(--since-last-success "$CIMG_WORKFLOW")
-        locks=(github) # only this lookup talks to GitHub, so only it installs the API client
-        mask "$CIMG_TOKEN"
-        export GITHUB_TOKEN=$CIMG_TOKEN
+        mask "$CIMG_TOKEN" "the token"
+        push_base "$CIMG_WORKFLOW"
       fi
+      args+=(--changed-from "$base" --changed-to HEAD)
     fi
     ;;
   pull_request)
@@ -58,7 +89,7 @@ if [[ ${unchanged:-false} == true && ${CIMG_FORCE:-false} != true ]]; then
   fi
 fi
 
-clusterimg_gen_venv "$CIMG_ACTION_PATH/.." ${locks[@]+"${locks[@]}"}
+clusterimg_gen_venv "$CIMG_ACTION_PATH/.."
 
 # One run gives both the matrices and the summary: with --skip-unchanged, each run asks the registry.
 if [[ -n "${GITHUB_STEP_SUMMARY:-}" ]]; then args+=(--summary "$GITHUB_STEP_SUMMARY"); fi

@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from helpers import KUBEFILE, committed, git
 
 
@@ -239,15 +241,28 @@ def test_each_build_is_stamped_with_the_commit_time_of_the_last_change_to_its_co
     assert {e["time"] for e in matrices["build_arm64"] + matrices["build_amd64"]} == {1700000000, 1700000500}
 
 
-def test_a_push_plan_diffs_from_the_last_successful_run_so_a_cancelled_runs_changes_are_built(
-    cli, tree, monkeypatch
-):
+# clusterimg-gen as the plan job runs it, except that importing the GitHub client fails: planning never needs it.
+NO_GHAPI = """#!/bin/sh
+exec "{python}" -c 'import runpy, sys
+sys.modules["ghapi"] = None
+sys.argv[0] = "clusterimg-gen"
+runpy.run_module("clusterimg", run_name="__main__")' "$@"
+"""
+
+
+@pytest.fixture
+def push_plan(tree, tmp_path):
+    """(fake GitHub, run): run(**env) plans a push of a commit whose parent's push run was cancelled while pending,
+    with scripts/plan.sh as the plan job does; returns (apps built, stderr)."""
+    import os
+    import subprocess
+    import sys
+
     from fake_github import FakeGitHub
 
-    from helpers import KUBEFILE as K
+    from helpers import ROOT
 
-    repo = committed(tree({"applications/calico/v1/Kubefile": K, "applications/helm/v1/Kubefile": K}))
-    succeeded = git(repo, "rev-parse", "HEAD")
+    repo = committed(tree({"applications/calico/v1/Kubefile": KUBEFILE, "applications/helm/v1/Kubefile": KUBEFILE}))
     (repo / "applications/calico/v1/README").write_text("a change whose run was cancelled while pending\n")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "calico")
@@ -255,27 +270,81 @@ def test_a_push_plan_diffs_from_the_last_successful_run_so_a_cancelled_runs_chan
     (repo / "applications/helm/v1/README").write_text("the newest push\n")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "helm")
-
-    def apps(*extra):
-        data = plan_json(cli, repo, "--changed-from", before, *extra)
-        return sorted({t["app"] for t in data["build"]})
-
-    assert apps() == ["helm"]
+    gen = tmp_path / "clusterimg-gen"
+    gen.write_text(NO_GHAPI.format(python=sys.executable))
+    gen.chmod(0o755)
+    output = tmp_path / "output"
     with FakeGitHub() as gh:
-        gh.token = "ghs_test"
-        gh.runs[("acme/images", "clusterimage.yml")] = [
-            {"head_sha": "f" * 40, "event": "push", "status": "completed", "branch": "other"},
-            {"head_sha": succeeded, "event": "push", "status": "success", "branch": "main"},
-        ]
-        for name, value in {"GITHUB_API_URL": gh.url, "GITHUB_REPOSITORY": "acme/images", "GITHUB_REF_NAME": "main",
-                            "GITHUB_TOKEN": "ghs_test"}.items():
-            monkeypatch.setenv(name, value)
-        assert apps("--since-last-success", "clusterimage.yml") == ["calico", "helm"]
-        query = next(r.query for r in gh.requests if r.path.endswith("/runs"))
-        assert query["branch"] == "main" and query["status"] == "success" and query["event"] == "push"
-        # No successful run yet: the push's own `before`.
-        gh.runs.clear()
-        assert apps("--since-last-success", "clusterimage.yml") == ["helm"]
+        gh.token = "ghs_test0000token0000never0000printed"
+
+        def run(**env: str) -> tuple[list[str], str]:
+            output.write_text("")
+            keep = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CIMG_", "RUNNER_"))}
+            env = {**keep, "CIMG_ACTION_PATH": str(ROOT / "plan"), "CIMG_GEN": str(gen), "CIMG_REPO": str(repo),
+                   "CIMG_EVENT": "push", "CIMG_BEFORE": before, "CIMG_WORKFLOW": "clusterimage.yml",
+                   "CIMG_TOKEN": gh.token, "CIMG_RETRY_DELAY": "0", "GITHUB_API_URL": gh.url,
+                   "GITHUB_REPOSITORY": "acme/images", "GITHUB_REF_NAME": "main", "GITHUB_OUTPUT": str(output), **env}
+            proc = subprocess.run(["bash", str(ROOT / "scripts/plan.sh")], env=env, capture_output=True, text=True,
+                                  timeout=120)  # fmt: skip
+            assert proc.returncode == 0, proc.stderr
+            assert gh.token not in proc.stdout + proc.stderr + output.read_text()
+            matrices = json.loads(output.read_text().partition("=")[2])
+            built = {e["app"] for job, entries in matrices.items() if job.startswith("build") for e in entries}
+            return sorted(built), proc.stderr
+
+        yield gh, repo, run
+
+
+def test_a_push_plan_diffs_from_the_last_successful_run_so_a_cancelled_runs_changes_are_built(push_plan):
+    gh, repo, run = push_plan
+    succeeded = git(repo, "rev-parse", "HEAD~2")
+    gh.runs[("acme/images", "clusterimage.yml")] = [
+        {"head_sha": "f" * 40, "event": "push", "status": "completed", "branch": "other"},
+        {"head_sha": succeeded, "event": "push", "status": "success", "branch": "main"},
+    ]
+    apps, err = run()
+    assert apps == ["calico", "helm"]
+    assert f"diffing from {succeeded}, the last successful run of clusterimage.yml on main" in err
+    [ask] = gh.requests
+    assert ask.path == "/repos/acme/images/actions/workflows/clusterimage.yml/runs"
+    assert ask.query == {"branch": "main", "event": "push", "status": "success", "per_page": "1"}
+    assert ask.headers["authorization"] == f"Bearer {gh.token}"
+    # A branch name is a query value, whatever it holds.
+    gh.runs[("acme/images", "clusterimage.yml")][1]["branch"] = "release/1.0 & more"
+    assert run(GITHUB_REF_NAME="release/1.0 & more")[0] == ["calico", "helm"]
+    # No successful run yet: the push's own `before`.
+    gh.runs.clear()
+    assert run()[0] == ["helm"]
+
+
+def test_a_push_plan_diffs_from_before_when_the_last_success_is_no_ancestor_or_not_known(push_plan):
+    gh, repo, run = push_plan
+    gh.runs[("acme/images", "clusterimage.yml")] = [
+        {"head_sha": "e" * 40, "event": "push", "status": "success", "branch": "main"},  # a force-pushed-away commit
+    ]
+    apps, err = run()
+    assert apps == ["helm"] and "diffing from" not in err
+    gh.requests.clear()
+    apps, err = run(GITHUB_REF_NAME="")
+    assert apps == ["helm"] and gh.requests == []
+    assert "the last successful run needs GITHUB_REPOSITORY and GITHUB_REF_NAME" in err
+    assert run(CIMG_WORKFLOW="../../issues")[0] == ["helm"] and gh.requests == []
+
+
+@pytest.mark.parametrize("answer, tries, says", [
+    ({"status": 502, "body": "<html>bad gateway</html>"}, 3, "answered HTTP 502"),
+    ({"status": 404, "body": {"message": "Not Found"}}, 1, "answered HTTP 404"),
+    ({"body": "<html>a proxy's login page</html>"}, 1, "the answer is not a list of workflow runs"),
+    ({"body": {"workflow_runs": [{"head_sha": "HEAD~1"}]}}, 1, "GitHub returned 'HEAD~1', not a 40-hex commit SHA"),
+], ids=["5xx-retried", "404", "not-json", "not-a-sha"])
+def test_a_failed_last_success_lookup_warns_and_diffs_from_before(push_plan, answer, tries, says):
+    gh, repo, run = push_plan
+    gh.answer("/repos/acme/images/actions/", **answer)
+    apps, err = run()
+    assert apps == ["helm"]
+    assert len(gh.requests) == tries
+    assert says in err
+    assert "could not look up the last successful run of clusterimage.yml on main; diffing from" in err
 
 
 def test_an_unreachable_upstream_never_rebuilds_and_a_moved_one_names_what_moved():

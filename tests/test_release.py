@@ -222,7 +222,8 @@ def test_a_workflow_generated_from_the_released_wheel_uses_its_commit_passes_eve
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     pip = [sys.executable, "-m", "pip", "--python", str(venv / "bin/python"), "install", "--quiet",
            "--disable-pip-version-check", "--no-deps"]
-    subprocess.run([*pip, "--require-hashes", "-r", str(ROOT / "requirements/runner.txt")], check=True)
+    subprocess.run([*pip, "--require-hashes", "-r", str(ROOT / "requirements/runner.txt"),
+                    "-r", str(ROOT / "requirements/render.txt")], check=True)
     subprocess.run([*pip, str(wheel)], check=True)
     repo = tmp_path / "repo"
     write_tree(repo, {"clusterimage.yaml": "repository: acme\nlock_refresh: '1 2 * * 3'\n",

@@ -27,7 +27,7 @@ def pins(name: str) -> dict[str, tuple[str, set[str]]]:
     return found
 
 
-@pytest.mark.parametrize("name", ["runner", "github", "release"])
+@pytest.mark.parametrize("name", ["runner", "render", "github", "release"])
 def test_each_lock_pins_exact_versions_with_sha256_hashes(name):
     locked = pins(name)
     assert locked
@@ -37,9 +37,12 @@ def test_each_lock_pins_exact_versions_with_sha256_hashes(name):
 
 
 def test_the_runner_lock_holds_exactly_what_planning_imports_and_every_dependency_is_locked():
-    assert set(pins("runner")) == {"pyyaml", "jinja2", "markupsafe", "click"}
-    assert "ghapi" in pins("github") and not set(pins("runner")) & set(pins("github"))
-    locked = {**pins("runner"), **pins("github")}
+    assert set(pins("runner")) == {"pyyaml", "click"}
+    assert set(pins("render")) == {"jinja2", "markupsafe"}
+    assert "ghapi" in pins("github")
+    runner, render, github = (set(pins(name)) for name in ("runner", "render", "github"))
+    assert not runner & render and not runner & github and not render & github
+    locked = {**pins("runner"), **pins("render"), **pins("github")}
     for dep in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]:
         req = Requirement(dep)
         name = canonicalize_name(req.name)
@@ -57,7 +60,7 @@ def test_the_runner_lock_has_a_wheel_with_a_locked_hash_for_each_runner_python(t
         [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--index-url",
          "https://pypi.org/simple", "--require-hashes", "--no-deps", "--only-binary=:all:", "--platform",
          f"manylinux2014_{arch}", "--python-version", python, "--implementation", "cp", "--abi", tag,
-         "-r", str(REQUIREMENTS / "runner.txt"), "-d", str(tmp_path)],
+         "-r", str(REQUIREMENTS / "runner.txt"), "-r", str(REQUIREMENTS / "render.txt"), "-d", str(tmp_path)],
         capture_output=True, text=True, env=env,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -68,9 +71,9 @@ def test_the_runner_lock_has_a_wheel_with_a_locked_hash_for_each_runner_python(t
     ]
 
 
-def run_venv(tmp_path, *extras: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    """scripts/lib.sh's clusterimg_gen_venv as plan.sh runs it, then `clusterimg-gen --version`."""
-    script = f'source scripts/lib.sh; clusterimg_gen_venv . {" ".join(extras)}; "$CIMG_GEN" --version'
+def run_venv(tmp_path, *extras: str, env: dict | None = None, then: str = "--version") -> subprocess.CompletedProcess:
+    """scripts/lib.sh's clusterimg_gen_venv as plan.sh runs it, then `clusterimg-gen <then>`."""
+    script = f'source scripts/lib.sh; clusterimg_gen_venv . {" ".join(extras)}; "$CIMG_GEN" {then}'
     env = {**os.environ, "RUNNER_TEMP": str(tmp_path), **(env or {})}
     env.pop("CIMG_GEN", None)
     return subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, env=env)
@@ -88,9 +91,17 @@ def test_a_fresh_venv_from_the_runner_lock_runs_clusterimg_gen_and_holds_nothing
     # The package itself is this checkout, on a path entry: nothing of it was built or copied.
     (pth,) = venv.glob("lib/python*/site-packages/clusterimg.pth")
     assert pth.read_text() == str(ROOT / "generator")
+    # That is all planning and listing images need.
+    repo = write_tree(tmp_path / "repo", {"clusterimage.yaml": "repository: acme\n",
+                                          "applications/calico/v1/Kubefile": "FROM scratch\n",
+                                          "applications/calico/v1/images/shim/list": "docker.io/calico/cni:v1\n"})
+    planned = run_venv(tmp_path, then=f"plan --repo {repo} --format github")
+    assert planned.returncode == 0 and '"app":"calico"' in planned.stdout.replace(" ", ""), planned.stderr
+    listed = run_venv(tmp_path, then=f"images {repo}/applications/calico/v1 --format save")
+    assert listed.returncode == 0 and "docker://docker.io/calico/cni:v1" in listed.stdout, listed.stderr
 
 
-def test_the_venv_is_reused_until_a_lock_changes_and_the_github_lock_adds_the_api_client(tmp_path):
+def test_the_venv_is_reused_until_a_lock_changes_and_the_lock_refresh_adds_rendering_and_the_api_client(tmp_path):
     assert run_venv(tmp_path).returncode == 0
     venv = tmp_path / "clusterimg-gen-venv"
     marker = venv / "kept"
@@ -101,9 +112,10 @@ def test_the_venv_is_reused_until_a_lock_changes_and_the_github_lock_adds_the_ap
     stamp.write_text("a lock of another version\n")
     assert run_venv(tmp_path).returncode == 0
     assert not marker.exists()
-    proc = run_venv(tmp_path, "github")
+    proc = run_venv(tmp_path, "render", "github")
     assert proc.returncode == 0, proc.stderr
-    probe = subprocess.run([str(tmp_path / "clusterimg-gen-venv-github/bin/python"), "-c", "import ghapi, yaml"])
+    probe = subprocess.run([str(tmp_path / "clusterimg-gen-venv-render-github/bin/python"), "-c",
+                            "import ghapi, jinja2, yaml"])  # fmt: skip
     assert probe.returncode == 0
 
 

@@ -104,9 +104,6 @@ def workflows(repo: Path, repository: str | None, action: str | None, check: boo
 @click.option("--all", "all_", is_flag=True, help="Every app-version (the default without other selectors).")
 @click.option("--changed-from", metavar="REV", help="Only app-versions whose files changed since REV.")
 @click.option("--changed-to", metavar="REV", default="HEAD", show_default=True)
-@click.option("--since-last-success", metavar="WORKFLOW",
-              help="With --changed-from: diff from the head of WORKFLOW's last successful push run on this branch "
-                   "instead, when it is an ancestor, so changes of cancelled runs are built too (GitHub API).")
 @click.option("--app", help="Only this app.")
 @click.option("--version", "version", help="Only this version (with --app).")
 @click.option("--skip-unchanged", is_flag=True, help="Drop targets whose published image has the same input digest.")
@@ -119,7 +116,7 @@ def workflows(repo: Path, repository: str | None, action: str | None, check: boo
 @click.option("--stages", type=click.IntRange(1), default=1, help="Stages in the workflow (github format).")
 @click.option("--summary", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Also append the text plan as a Markdown code block to FILE (e.g. $GITHUB_STEP_SUMMARY).")
-def plan(repo, repository, all_, changed_from, changed_to, since_last_success, app, version, skip_unchanged, adopt,
+def plan(repo, repository, all_, changed_from, changed_to, app, version, skip_unchanged, adopt,
          cron, fmt, build_shards, manifest_shards, stages, summary):
     """Print what to build: one target per app-version and arch, one manifest list per app-version."""
     from . import config as config_mod
@@ -138,8 +135,6 @@ def plan(repo, repository, all_, changed_from, changed_to, since_last_success, a
     if changed_from and changed_from.strip("0"):
         from . import git
 
-        if since_last_success:
-            changed_from = _last_success(repo, since_last_success, changed_from, changed_to)
         changed = git.changed_files(repo, changed_from, changed_to)
     found = plan_mod.with_version(repo, config, tree, app, version) if app else tree.found
     scheduled = plan_mod.scheduled_by(config, cron) if cron else None
@@ -158,30 +153,6 @@ def plan(repo, repository, all_, changed_from, changed_to, since_last_success, a
     if summary:
         with summary.open("a", encoding="utf-8") as fh:
             fh.write("```\n" + report.plan(result, "text", layout, accounting) + "```\n")
-
-
-def _last_success(repo, workflow, before, head):
-    """The base of a push plan: the last successful run's commit, else the push's own `before`."""
-    import os
-
-    from . import git, github
-    from .errors import GitHubError
-
-    slug, branch = os.environ.get("GITHUB_REPOSITORY", ""), os.environ.get("GITHUB_REF_NAME", "")
-    if not (slug and branch and github.token()):
-        click.echo("warning: --since-last-success needs GITHUB_REPOSITORY, GITHUB_REF_NAME and a token; "
-                   f"diffing from {before}", err=True)
-        return before
-    try:
-        with github.connect(None) as gh:
-            sha = gh.last_success(github.check_repo(slug), workflow, branch)
-    except GitHubError as exc:
-        click.echo(f"warning: {exc}; diffing from {before}", err=True)
-        return before
-    if sha is None or sha == before or not git.is_ancestor(repo, sha, head):
-        return before
-    click.echo(f"diffing from {sha}, the last successful run of {workflow} on {branch}, not {before}", err=True)
-    return sha
 
 
 def _digests(repo, config, found):

@@ -21,12 +21,6 @@ def changed_files(repo: Path, rev_from: str, rev_to: str) -> list[str]:
     return [n[len(prefix) + 1 :] for n in names if n.startswith(prefix + "/")]
 
 
-def is_ancestor(repo: Path, commit: str, of: str) -> bool:
-    """True when `commit` exists here and is an ancestor of (or equal to) `of`."""
-    proc = subprocess.run(["git", "-C", str(repo), "merge-base", "--is-ancestor", commit, of], capture_output=True)
-    return proc.returncode == 0
-
-
 def last_change_times(repo: Path, contexts: list[str]) -> dict[str, int]:
     """context → commit time of the newest commit that touched it; {} outside a git work tree or history."""
     wanted = set(contexts)

@@ -180,16 +180,6 @@ class Client:
             if resp.status_code != 204:
                 raise _Unexpected(f"HTTP {resp.status_code}, not 204 No Content")
 
-    def last_success(self, repo: str, workflow: str, branch: str) -> str | None:
-        """The head commit of the newest successful push run of `workflow` on `branch`, or None when it has none."""
-        what = f"{repo} workflow {workflow} runs on {branch}"
-        with self._errors(what):
-            found = self.api.actions.list_workflow_runs(
-                workflow_id=workflow, branch=branch, event="push", status="success", per_page=1, **_route(repo)
-            )
-        runs = found.get("workflow_runs") or []
-        return _sha1(what, runs[0].get("head_sha")) if runs else None
-
     def _all(self, what: str, op, **kw) -> list:
         """Every item of a listing: pages are requested until one comes back empty."""
         with self._errors(what):
