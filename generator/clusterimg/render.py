@@ -95,6 +95,7 @@ def workflow(config: Config, plan: Plan, lock: Lock | None = None, command: str 
         branches=json.dumps(list(config.branches)),
         schedules=config.schedules(sorted({t.app for t in plan.build} | set(config.apps))),
         layout=layout,
+        plans=layout.plans,
         jobs=jobs,
         needs=_needs(layout),
         pull_requests=config.pull_requests is not PullRequests.OFF,
@@ -124,9 +125,8 @@ def workflow(config: Config, plan: Plan, lock: Lock | None = None, command: str 
         username_secret=config.username_secret,
         password_secret=config.password_secret,
         comment_builds=config.comment_builds,
-        # With comment builds the plan job can be skipped, and then no later job may read its outputs.
-        planned="needs.plan.result == 'success' && " if config.comment_builds else "",
-        reply_needs=["request", "plan", *(j.id for j in jobs)],
+        reply_needs=["request", *layout.plans, *(j.id for j in jobs)],
+        reply_planned=" && ".join(f"needs.{p}.result == 'success'" for p in layout.plans),
         manifest_ids=[j.id for j in jobs if j.kind != "build"],
         uses_comment=_uses(config, "comment", lock),
         mirrors=config.mirrors,
@@ -173,15 +173,17 @@ def _same_repo(config: Config) -> str:
 
 
 def _needs(layout: Layout) -> dict[str, list[str]]:
-    """Builds of stage N wait for stage N-1's lists; each fan-in waits for every build of its stage."""
+    """Within a plan group, builds of stage N wait for stage N-1's lists; each fan-in waits for every build of its
+    stage. Groups hold whole families, so no job waits for another group."""
     needs = {}
-    for stage in range(layout.stages):
-        before = [j.id for j in layout.manifest_jobs(stage - 1)] if stage else []
-        builds = layout.build_jobs(stage)
-        for job in builds:
-            needs[job.id] = ["plan", *before]
-        for job in layout.manifest_jobs(stage):
-            needs[job.id] = ["plan", *[b.id for b in builds]]
+    for group, plan in enumerate(layout.plans):
+        for stage in range(layout.stages):
+            before = [j.id for j in layout.manifest_jobs(stage - 1, group)] if stage else []
+            builds = layout.build_jobs(stage, group)
+            for job in builds:
+                needs[job.id] = [plan, *before]
+            for job in layout.manifest_jobs(stage, group):
+                needs[job.id] = [plan, *[b.id for b in builds]]
     return needs
 
 
