@@ -75,8 +75,9 @@ check_parent() {
 # `built` when this run builds that parent (else an image without an input label predates this tool and is taken).
 if [[ -n ${CIMG_PARENTS:-} ]]; then
   if [[ -n ${CIMG_USERNAME:-} ]]; then registry_login "${CIMG_REGISTRY:-$(registry_of "$image")}"; fi
+  # A leg that does not push (a pull request) has no parent of this run in the registry to check.
   while read -r pair want built; do
-    if [[ -n $want ]]; then
+    if [[ -n $want && ${CIMG_PUSH:-false} == true ]]; then
       [[ $want =~ ^[0-9a-f]{64}$ ]] || die "parents: expected a sha256 hex input digest after ${pair#*=}, got '$want'"
       check_parent "${pair#*=}-$arch" "$want" "$built"
     fi
