@@ -54,8 +54,40 @@ if [[ -n $bases ]]; then log "bases: $(tr '\n' ' ' <<<"$bases")"; fi
 pinned=$(printf '%s\n%s\n' "${CIMG_EMBEDDED:-}" "$bases" | grep -v '^$' | tr '\n' ' ' || true)
 if [[ -n $pinned ]]; then extra+=(--label "io.clusterimage.embedded=${pinned% }"); fi
 
-# An in-tree parent, written as its list or as any arch's tag, is built FROM this arch's own image of it.
+# A child builds only FROM its parent's image of this run: a parent leg that failed, or a parent held back, leaves an
+# older image there, and the child would carry inputs it was not built from. Its own list is then held back too.
+check_parent() {
+  local parent=$1 want=$2 built=$3 info label=none why
+  command -v skopeo >/dev/null || die "skopeo not found on PATH; the leg reads its parent image $parent with it"
+  if ! info=$(retry priv "${NET[@]}" skopeo inspect "${TLS[@]}" "docker://$parent"); then
+    why="parent $parent is not in the registry (its build failed or was held back)"
+  else
+    [[ $info =~ \"io\.clusterimage\.inputs\":[[:space:]]*\"([0-9a-f]*)\" ]] && label=${BASH_REMATCH[1]}
+    if [[ $label == "$want" ]]; then
+      log "parent $parent carries this run's inputs $want"
+      return 0
+    fi
+    if [[ $label == none && $built != built ]]; then
+      log "parent $parent has no input label: published before this tool, taken as it is"
+      return 0
+    fi
+    why="parent $parent carries inputs $label, not this run's $want (its build failed or was held back)"
+  fi
+  summary "| $ref | not built |" "| --- | --- |" "| parent | $why |"
+  die "not built: $ref; $why"
+}
+
+# In-tree parents, one a line: FROM-as-written=parent, then the input digest this arch's image of it must carry, and
+# `built` when this run builds that parent (else an image without an input label predates this tool and is taken).
 if [[ -n ${CIMG_PARENTS:-} ]]; then
+  # A leg that does not push (a pull request) has no parent of this run in the registry to check.
+  while read -r pair want built; do
+    if [[ -n $want && ${CIMG_PUSH:-false} == true ]]; then
+      [[ $want =~ ^[0-9a-f]{64}$ ]] || die "parents: expected a sha256 hex input digest after ${pair#*=}, got '$want'"
+      check_parent "${pair#*=}-$arch" "$want" "$built"
+    fi
+  done <<<"$CIMG_PARENTS"
+  # The FROM line, whether it names the list or any arch's tag, is built FROM this arch's own image of the parent.
   rewritten=$(mktemp "${RUNNER_TEMP:-${TMPDIR:-/tmp}}/Kubefile.XXXXXX")
   at_exit rm -f "$rewritten"
   py_module kubefile "$file" "$arch" >"$rewritten" || die "could not rewrite $file for its parents"

@@ -95,4 +95,5 @@ clusterimg_gen_venv "$CIMG_ACTION_PATH/.."
 if [[ -n "${GITHUB_STEP_SUMMARY:-}" ]]; then args+=(--summary "$GITHUB_STEP_SUMMARY"); fi
 "$CIMG_GEN" "${args[@]}" --format github \
   --build-shards "${CIMG_BUILD_SHARDS:-1}" --manifest-shards "${CIMG_MANIFEST_SHARDS:-1}" --stages "${CIMG_STAGES:-1}" \
+  --groups "${CIMG_GROUPS:-1}" --group "${CIMG_GROUP:-1}" \
   >> "${GITHUB_OUTPUT:-/dev/stdout}"

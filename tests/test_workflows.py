@@ -163,7 +163,7 @@ def test_pull_request_never_pushes_and_gets_no_secrets(cli, tree):
     text = (repo / WORKFLOW).read_text()
     assert "push: ${{ github.event_name != 'pull_request' }}" in text
     assert "password: ${{ github.event_name != 'pull_request' && secrets.REGISTRY_PASSWORD || '' }}" in text
-    assert "if: ${{ !cancelled() && github.event_name != 'pull_request' && " in text
+    assert "if: ${{ !cancelled() && needs.plan.result == 'success' && github.event_name != 'pull_request' && " in text
 
 
 def test_every_job_has_a_timeout_and_checkout_never_persists_credentials(cli, tree):

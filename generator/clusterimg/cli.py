@@ -114,10 +114,13 @@ def workflows(repo: Path, repository: str | None, action: str | None, check: boo
 @click.option("--build-shards", type=click.IntRange(1), default=1, help="Build jobs per stage and arch (github format).")
 @click.option("--manifest-shards", type=click.IntRange(1), default=1, help="Fan-in jobs per stage (github format).")
 @click.option("--stages", type=click.IntRange(1), default=1, help="Stages in the workflow (github format).")
+@click.option("--groups", type=click.IntRange(1), default=1, help="Plan jobs in the workflow (github format).")
+@click.option("--group", type=click.IntRange(1), default=1,
+              help="The plan job this is, 1 to --groups: only its app-versions are planned, looked up and emitted.")
 @click.option("--summary", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Also append the text plan as a Markdown code block to FILE (e.g. $GITHUB_STEP_SUMMARY).")
 def plan(repo, repository, all_, changed_from, changed_to, app, version, skip_unchanged, adopt,
-         cron, fmt, build_shards, manifest_shards, stages, summary):
+         cron, fmt, build_shards, manifest_shards, stages, groups, group, summary):
     """Print what to build: one target per app-version and arch, one manifest list per app-version."""
     from . import config as config_mod
     from . import plan as plan_mod
@@ -128,6 +131,8 @@ def plan(repo, repository, all_, changed_from, changed_to, app, version, skip_un
         raise click.UsageError("--version needs --app")
     if all_ and changed_from:
         raise click.UsageError("--all and --changed-from are mutually exclusive")
+    if group > groups:
+        raise click.UsageError(f"--group {group}: expected 1 to --groups ({groups})")
     config = config_mod.load(repo, {"repository": repository})
     tree = plan_mod.discover(repo, config)
     _warn(tree.warnings(), False)
@@ -137,9 +142,15 @@ def plan(repo, repository, all_, changed_from, changed_to, app, version, skip_un
 
         changed = git.changed_files(repo, changed_from, changed_to)
     found = plan_mod.with_version(repo, config, tree, app, version) if app else tree.found
+    layout = Layout(arches=config.arches, build_shards=build_shards, manifest_shards=manifest_shards, stages=stages,
+                    groups=groups)
+    if groups > 1:  # a group holds whole families, so it plans its stages and parents by itself
+        from .layout import group_of
+
+        own = group_of(plan_mod.build_plan(config, found), groups)
+        found = tuple(av for av in found if own[av.key] == group - 1)
     scheduled = plan_mod.scheduled_by(config, cron) if cron else None
     selected = plan_mod.select(found, app=app, version=version, changed=changed, scheduled=scheduled)
-    layout = Layout(arches=config.arches, build_shards=build_shards, manifest_shards=manifest_shards, stages=stages)
     times = None
     if fmt != "text":  # the created time of each image: its context's last commit
         from . import git
@@ -149,7 +160,7 @@ def plan(repo, repository, all_, changed_from, changed_to, app, version, skip_un
     if skip_unchanged:
         result = _skip_unchanged(config, result, adopt)
     accounting = plan_mod.accounting(tree, config)
-    click.echo(report.plan(result, fmt, layout, accounting), nl=False)
+    click.echo(report.plan(result, fmt, layout, accounting, group - 1), nl=False)
     if summary:
         with summary.open("a", encoding="utf-8") as fh:
             fh.write("```\n" + report.plan(result, "text", layout, accounting) + "```\n")

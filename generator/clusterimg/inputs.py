@@ -43,6 +43,13 @@ class Digests:
             self._digests[key] = hashlib.sha256(text).hexdigest()
         return self._digests[key]
 
+    def parents_of(self, app: str, version: str, arch: Arch) -> tuple[str, ...]:
+        """The input digest of each in-tree parent's image for `arch`, in FROM order; empty where it has none."""
+        return tuple(
+            self.of(*p.key, arch) if p.key != (app, version) and arch in self.by_key[p.key].arches else ""
+            for p in self.by_key[(app, version)].parents
+        )
+
     def context(self, rel: str) -> bytes:
         """`<sha256> *./<path>` per regular file, by byte order of the path; names are bytes, whatever their encoding."""
         if rel not in self._contexts:
@@ -57,7 +64,8 @@ class Digests:
         """The plan with each image's input digest, and each build's commit time when `times` has its context."""
         times = times or {}
         return Plan(
-            build=tuple(replace(t, inputs=self.of(t.app, t.version, t.arch), time=times.get(t.context))
+            build=tuple(replace(t, inputs=self.of(t.app, t.version, t.arch), time=times.get(t.context),
+                                parent_inputs=self.parents_of(t.app, t.version, t.arch))
                         for t in plan.build),
             manifest=tuple(replace(m, inputs=tuple(self.of(m.app, m.version, a) for a in m.arches))
                            for m in plan.manifest),

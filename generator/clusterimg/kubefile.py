@@ -87,14 +87,14 @@ def _logical_lines(text: str, keep: bool = False):
 
 
 def main(argv: list[str]) -> int:
-    """kubefile FILE ARCH: FILE with each parent in CIMG_PARENTS (`NAME=IMAGE:VERSION` lines, NAME as FILE writes it)
-    built FROM IMAGE:VERSION-ARCH, on stdout."""
+    """kubefile FILE ARCH: FILE with each parent in CIMG_PARENTS (`NAME=IMAGE:VERSION [DIGEST [built]]` lines, NAME as
+    FILE writes it) built FROM IMAGE:VERSION-ARCH, on stdout."""
     path, arch = argv
     bases = {}
-    for pair in os.environ.get("CIMG_PARENTS", "").splitlines():
-        name, eq, base = pair.partition("=")
-        if eq and name:
-            bases[name] = f"{base}-{arch}"
+    for line in os.environ.get("CIMG_PARENTS", "").splitlines():
+        name, eq, rest = line.split(" ", 1)[0].partition("=")
+        if eq and name and rest:
+            bases[name] = f"{rest}-{arch}"
     with open(path, encoding="utf-8") as fh:
         sys.stdout.write(rewrite(fh.read(), bases))
     return 0

@@ -274,6 +274,7 @@ class Target:
     stage: int = 0  # built after every lower stage's manifest lists are published
     parents: tuple[tuple[str, str], ...] = ()  # (FROM ref as written, in-tree image name:version)
     inputs: str = ""  # the input digest its image is labelled with; empty until the plan computes it
+    parent_inputs: tuple[str, ...] = ()  # per parent: the input digest its image for this arch carries, if it has one
     time: int | None = None  # seconds since the epoch of the last commit to its context; None: the leg's default
 
     @property

@@ -6,10 +6,8 @@ import json
 from collections.abc import Sequence
 
 from .errors import UserError
-from .layout import Layout
+from .layout import OUTPUT_LIMIT, Layout, encode, output_size
 from .model import Plan
-
-OUTPUT_LIMIT = 1_000_000  # GitHub's limit on the outputs of one job: 1 MB, sized as UTF-16
 
 
 def plan_data(plan: Plan) -> dict:
@@ -31,14 +29,16 @@ def plan_data(plan: Plan) -> dict:
     }
 
 
-def plan(plan: Plan, fmt: str, layout: Layout, accounting: Sequence[str] = ()) -> str:
+def plan(plan: Plan, fmt: str, layout: Layout, accounting: Sequence[str] = (), group: int = 0) -> str:
+    """`group` (github format): the plan group whose matrices this plan job emits; `plan` holds only its targets."""
     if fmt == "github":
-        value = json.dumps(layout.matrices(plan), sort_keys=True, separators=(",", ":"))
-        size = len(value.encode("utf-16-le"))  # GitHub sizes outputs as UTF-16
+        value = encode(layout.matrices(plan, group))
+        size = output_size(value)
         if size > OUTPUT_LIMIT:
             raise UserError(
                 f"plan: the matrices output is {size} bytes as GitHub counts them (UTF-16), over its limit of "
-                f"{OUTPUT_LIMIT} bytes for a job's outputs; plan fewer app-versions per run (--app, a schedule per app)"
+                f"{OUTPUT_LIMIT} bytes for a job's outputs; regenerate the workflow for more plan jobs, or plan fewer "
+                "app-versions per run (--app, a schedule per app)"
             )
         return "matrices=" + value + "\n"
     data = plan_data(plan)

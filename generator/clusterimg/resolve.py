@@ -19,6 +19,7 @@ class Resolved:
     branches: str  # a JSON list
     schedules: list[str]
     layout: Layout
+    plans: list[str]  # the plan jobs' ids, one a group of app-versions
     jobs: list[Job]
     needs: dict[str, list[str]]
     pull_requests: bool
@@ -51,7 +52,7 @@ class Resolved:
     username_secret: str
     password_secret: str
     comment_builds: bool
-    planned: str  # with comment builds the plan job can be skipped, and then no later job may read its outputs
+    reply_planned: str  # the condition that every plan job succeeded
     reply_needs: list[str]
     manifest_ids: list[str]
     mirrors: tuple[Mirror, ...]
@@ -69,6 +70,7 @@ def resolve(config: Config, plan: Plan, lock: Lock | None) -> Resolved:
         branches=json.dumps(list(config.branches)),
         schedules=config.schedules(sorted({t.app for t in plan.build} | set(config.apps))),
         layout=layout,
+        plans=layout.plans,
         jobs=jobs,
         needs=needs(layout),
         pull_requests=config.pull_requests is not PullRequests.OFF,
@@ -101,8 +103,8 @@ def resolve(config: Config, plan: Plan, lock: Lock | None) -> Resolved:
         username_secret=config.username_secret,
         password_secret=config.password_secret,
         comment_builds=config.comment_builds,
-        planned="needs.plan.result == 'success' && " if config.comment_builds else "",
-        reply_needs=["request", "plan", *(j.id for j in jobs)],
+        reply_planned=" && ".join(f"needs.{p}.result == 'success'" for p in layout.plans),
+        reply_needs=["request", *layout.plans, *(j.id for j in jobs)],
         manifest_ids=[j.id for j in jobs if j.kind != "build"],
         mirrors=config.mirrors,
         lock_refresh=config.lock_refresh,
@@ -131,15 +133,17 @@ def checkout(lock: Lock | None) -> Pin:
 
 
 def needs(layout: Layout) -> dict[str, list[str]]:
-    """Builds of stage N wait for stage N-1's lists; each fan-in waits for every build of its stage."""
+    """Within a plan group, builds of stage N wait for stage N-1's lists; each fan-in waits for every build of its
+    stage. Groups hold whole families, so no job waits for another group."""
     result = {}
-    for stage in range(layout.stages):
-        before = [j.id for j in layout.manifest_jobs(stage - 1)] if stage else []
-        builds = layout.build_jobs(stage)
-        for job in builds:
-            result[job.id] = ["plan", *before]
-        for job in layout.manifest_jobs(stage):
-            result[job.id] = ["plan", *[b.id for b in builds]]
+    for group, plan in enumerate(layout.plans):
+        for stage in range(layout.stages):
+            before = [j.id for j in layout.manifest_jobs(stage - 1, group)] if stage else []
+            builds = layout.build_jobs(stage, group)
+            for job in builds:
+                result[job.id] = [plan, *before]
+            for job in layout.manifest_jobs(stage, group):
+                result[job.id] = [plan, *[b.id for b in builds]]
     return result
 
 

@@ -69,6 +69,28 @@ def fault_repo(registry, tmp_path_factory) -> Path:
     return generated(repo, registry, "")
 
 
+@pytest.fixture(scope="session")
+def lineage_repo(registry, tmp_path_factory) -> Path:
+    """Two families of two stages: brokenbase's arm64 leg fails while the repository holds lineage.fail."""
+    repo = tmp_path_factory.mktemp("act-lineage") / "repo"
+    child = "FROM {}/act/{}:v1\nCOPY manifests ./manifests\n"
+    write_tree(repo, {
+        "applications/okbase/v1/Kubefile": KUBEFILE,
+        "applications/okbase/v1/manifests/a.yaml": "kind: List\n",
+        "applications/okchild/v1/Kubefile": child.format(registry.host, "okbase"),
+        "applications/okchild/v1/manifests/b.yaml": "kind: List\n",
+        "applications/brokenbase/v1/Kubefile": KUBEFILE,
+        "applications/brokenbase/v1/manifests/a.yaml": "kind: List\n",
+        "applications/brokenbase/v1/init.sh": (
+            'if [[ $1 == arm64 && -e $GITHUB_WORKSPACE/lineage.fail ]]; then echo "arm64 broke" >&2; exit 1; fi\n'
+        ),
+        "applications/brokenchild/v1/Kubefile": child.format(registry.host, "brokenbase"),
+        "applications/brokenchild/v1/manifests/b.yaml": "kind: List\n",
+        "lineage.fail": "the arm64 runner is broken\n",
+    })  # fmt: skip
+    return generated(repo, registry, "")
+
+
 def generated(repo: Path, registry, apps: str) -> Path:
     """repo with a copy of this repository as its action, and the workflow generated the way users get it."""
     copy_action(repo / "clusterimage-action")
@@ -298,3 +320,20 @@ def test_a_failed_leg_holds_back_only_its_own_list_and_the_next_run_finishes_it_
     assert "skipped 3 unchanged of 4 build(s)" in out  # only flaky's arm64 leg builds again
     assert f"finishing {registry.host}/act/good:v1" not in out
     assert platforms(registry, f"{registry.host}/act/flaky:v1") == ["linux/amd64", "linux/arm64"]
+
+
+def test_a_parent_that_fails_on_one_arch_holds_back_only_its_child_and_an_unrelated_child_is_published(
+        act, registry, lineage_repo):
+    code, out = act("schedule", repo=lineage_repo)
+    assert code != 0  # the run is red: one leg failed
+    # Stage 1 ran although a list of stage 0 was held back: the unrelated family is published whole.
+    for app in ("okbase", "okchild"):
+        assert platforms(registry, f"{registry.host}/act/{app}:v1") == ["linux/amd64", "linux/arm64"]
+    assert tags(registry, "brokenbase") == {"v1-amd64"}
+    # The child's amd64 leg built on this run's parent image; its arm64 leg found no parent of this run and built nothing.
+    assert tags(registry, "brokenchild") == {"v1-amd64"}
+    parent = f"{registry.host}/act/brokenbase:v1-arm64"
+    assert (f"not built: {registry.host}/act/brokenchild:v1-arm64; parent {parent} is not in the registry "
+            "(its build failed or was held back)") in out
+    assert f"parent {registry.host}/act/brokenbase:v1-amd64 carries this run's inputs" in out
+    assert f"not published: {registry.host}/act/brokenchild:v1 left untouched" in out
