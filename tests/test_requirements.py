@@ -27,7 +27,7 @@ def pins(name: str) -> dict[str, tuple[str, set[str]]]:
     return found
 
 
-@pytest.mark.parametrize("name", ["runner", "github", "release"])
+@pytest.mark.parametrize("name", ["runner", "github", "release", "evidence"])
 def test_each_lock_pins_exact_versions_with_sha256_hashes(name):
     locked = pins(name)
     assert locked
