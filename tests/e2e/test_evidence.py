@@ -10,33 +10,18 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, push_two_arch
+from helpers import CLAIMS, GITHUB, REPO, ROOT, loopback_sigstore, push_two_arch
 
 pytestmark = pytest.mark.e2e
 
 NODE_DIR = ROOT / "tests" / "node"
 EVIDENCE = ROOT / "scripts" / "evidence.sh"
-REPO, WORKFLOW = "acme/x", "acme/x/.github/workflows/build.yml@refs/heads/main"
-SHA = "0123456789abcdef0123456789abcdef01234567"
-CLAIMS = {
-    "sub": f"repo:{REPO}:ref:refs/heads/main", "repository": REPO, "repository_owner": "acme", "repository_id": "1",
-    "repository_owner_id": "2", "ref": "refs/heads/main", "sha": SHA, "workflow": "build", "workflow_ref": WORKFLOW,
-    "workflow_sha": SHA, "job_workflow_ref": WORKFLOW, "job_workflow_sha": SHA, "run_id": "42", "run_attempt": "1",
-    "event_name": "push", "runner_environment": "github-hosted", "repository_visibility": "public",
-}  # fmt: skip
-GITHUB = {
-    "GITHUB_ACTIONS": "true", "GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": REPO,
-    "GITHUB_WORKFLOW_REF": WORKFLOW, "GITHUB_REF": "refs/heads/main", "GITHUB_SHA": SHA, "GITHUB_RUN_ID": "42",
-    "GITHUB_RUN_ATTEMPT": "1", "GITHUB_EVENT_NAME": "push", "GITHUB_REPOSITORY_ID": "1",
-    "GITHUB_REPOSITORY_OWNER_ID": "2", "RUNNER_ENVIRONMENT": "github-hosted",
-}  # fmt: skip
 EVIL = {"GITHUB_REPOSITORY": "evil/fork", "GITHUB_WORKFLOW_REF": "evil/fork/.github/workflows/build.yml@refs/heads/main"}
 
 
@@ -54,24 +39,10 @@ class Sigstore:
 
 @pytest.fixture(scope="module")
 def sigstore(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sigstore")
-    (root / "claims.json").write_text(json.dumps(CLAIMS))
-    with (root / "server.log").open("w") as log:
-        proc = subprocess.Popen([node(), str(NODE_DIR / "sigstore_loopback.mjs"), str(root), str(root / "claims.json")],
-                                cwd=NODE_DIR, stdout=log, stderr=log)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 20
-        while not (root / "ready.json").exists():
-            assert proc.poll() is None and time.monotonic() < deadline, (root / "server.log").read_text()
-            time.sleep(0.05)
-        ready = json.loads((root / "ready.json").read_text())
-        env = {**GITHUB, "ACTIONS_ID_TOKEN_REQUEST_URL": ready["token_url"],
-               "ACTIONS_ID_TOKEN_REQUEST_TOKEN": ready["request_token"],
-               "CIMG_SIGSTORE": str(root / "client_trust_config.json"), "CIMG_EVIDENCE_PYTHON": sys.executable}  # fmt: skip
-        yield Sigstore(root / "client_trust_config.json", env)
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with loopback_sigstore(tmp_path_factory.mktemp("sigstore"), CLAIMS) as (trust, token_url, request_token):
+        yield Sigstore(trust, {**GITHUB, "ACTIONS_ID_TOKEN_REQUEST_URL": token_url,
+                               "ACTIONS_ID_TOKEN_REQUEST_TOKEN": request_token, "CIMG_SIGSTORE": str(trust),
+                               "CIMG_EVIDENCE_PYTHON": sys.executable})  # fmt: skip
 
 
 @pytest.fixture
