@@ -68,6 +68,34 @@ def test_the_runner_lock_has_a_wheel_with_a_locked_hash_for_each_runner_python(t
     ]
 
 
+@pytest.mark.parametrize("python", ["3.10", "3.12"])  # ubuntu-22.04's and ubuntu-24.04's python3
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+def test_the_evidence_lock_has_a_wheel_with_a_locked_hash_for_each_runner_python(tmp_path, python, arch):
+    """scripts/evidence.sh installs sigstore from this lock, binary wheels only, on the runner's own python3."""
+    tag = "cp" + python.replace(".", "")
+    env = {**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": "", "PIP_EXTRA_INDEX_URL": ""}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--index-url",
+         "https://pypi.org/simple", "--require-hashes", "--no-deps", "--only-binary=:all:", "--platform",
+         f"manylinux2014_{arch}", "--python-version", python, "--implementation", "cp", "--abi", tag,
+         "-r", str(REQUIREMENTS / "evidence.txt"), "-d", str(tmp_path)],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert len(list(tmp_path.iterdir())) == len(pins("evidence"))
+
+
+def test_a_venv_from_the_evidence_lock_runs_the_evidence_module(tmp_path):
+    script = 'source scripts/lib.sh; clusterimg_gen_venv . evidence; "$(dirname "$CIMG_GEN")/python" -m clusterimg.evidence'
+    env = {**os.environ, "RUNNER_TEMP": str(tmp_path)}
+    env.pop("CIMG_GEN", None)
+    proc = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert proc.returncode == 2, proc.stderr  # its usage line: sigstore and the package both imported
+    assert proc.stderr.splitlines()[-1].startswith("usage: python -m clusterimg.evidence sign SUBJECT")
+    probe = subprocess.run([str(tmp_path / "clusterimg-gen-venv-evidence/bin/python"), "-c", "import sigstore.sign"])
+    assert probe.returncode == 0
+
+
 def run_venv(tmp_path, *extras: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """scripts/lib.sh's clusterimg_gen_venv as plan.sh runs it, then `clusterimg-gen --version`."""
     script = f'source scripts/lib.sh; clusterimg_gen_venv . {" ".join(extras)}; "$CIMG_GEN" --version'
