@@ -47,19 +47,24 @@ def test_the_runner_lock_holds_exactly_what_planning_imports_and_every_dependenc
         assert req.specifier.contains(locked[name][0]), f"{name}=={locked[name][0]} does not satisfy {dep}"
 
 
-@pytest.mark.parametrize("python", ["3.10", "3.11", "3.12", "3.13"])
-@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
-def test_the_runner_lock_has_a_wheel_with_a_locked_hash_for_each_runner_python(tmp_path, python, arch):
+def download(lock: str, python: str, arch: str, dest) -> subprocess.CompletedProcess:
     """pip checks each download against the lock's hashes, as on a runner of that Python and arch (from PyPI)."""
     tag = "cp" + python.replace(".", "")
     env = {**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": "", "PIP_EXTRA_INDEX_URL": ""}
-    proc = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--index-url",
          "https://pypi.org/simple", "--require-hashes", "--no-deps", "--only-binary=:all:", "--platform",
          f"manylinux2014_{arch}", "--python-version", python, "--implementation", "cp", "--abi", tag,
-         "-r", str(REQUIREMENTS / "runner.txt"), "-d", str(tmp_path)],
+         "-r", str(REQUIREMENTS / f"{lock}.txt"), "-d", str(dest)],
         capture_output=True, text=True, env=env,
     )  # fmt: skip
+
+
+@pytest.mark.parametrize("python", ["3.10", "3.11", "3.12", "3.13"])
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+def test_the_runner_lock_has_a_wheel_with_a_locked_hash_for_each_runner_python(tmp_path, python, arch):
+    tag = "cp" + python.replace(".", "")
+    proc = download("runner", python, arch, tmp_path)
     assert proc.returncode == 0, proc.stderr
     wheels = sorted(p.name for p in tmp_path.iterdir())
     assert len(wheels) == 4
@@ -72,28 +77,9 @@ def test_the_runner_lock_has_a_wheel_with_a_locked_hash_for_each_runner_python(t
 @pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
 def test_the_evidence_lock_has_a_wheel_with_a_locked_hash_for_each_runner_python(tmp_path, python, arch):
     """scripts/evidence.sh installs sigstore from this lock, binary wheels only, on the runner's own python3."""
-    tag = "cp" + python.replace(".", "")
-    env = {**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": "", "PIP_EXTRA_INDEX_URL": ""}
-    proc = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--index-url",
-         "https://pypi.org/simple", "--require-hashes", "--no-deps", "--only-binary=:all:", "--platform",
-         f"manylinux2014_{arch}", "--python-version", python, "--implementation", "cp", "--abi", tag,
-         "-r", str(REQUIREMENTS / "evidence.txt"), "-d", str(tmp_path)],
-        capture_output=True, text=True, env=env,
-    )  # fmt: skip
+    proc = download("evidence", python, arch, tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert len(list(tmp_path.iterdir())) == len(pins("evidence"))
-
-
-def test_a_venv_from_the_evidence_lock_runs_the_evidence_module(tmp_path):
-    script = 'source scripts/lib.sh; clusterimg_gen_venv . evidence; "$(dirname "$CIMG_GEN")/python" -m clusterimg.evidence'
-    env = {**os.environ, "RUNNER_TEMP": str(tmp_path)}
-    env.pop("CIMG_GEN", None)
-    proc = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, env=env)
-    assert proc.returncode == 2, proc.stderr  # its usage line: sigstore and the package both imported
-    assert proc.stderr.splitlines()[-1].startswith("usage: python -m clusterimg.evidence sign SUBJECT")
-    probe = subprocess.run([str(tmp_path / "clusterimg-gen-venv-evidence/bin/python"), "-c", "import sigstore.sign"])
-    assert probe.returncode == 0
 
 
 def run_venv(tmp_path, *extras: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -133,6 +119,14 @@ def test_the_venv_is_reused_until_a_lock_changes_and_the_github_lock_adds_the_ap
     assert proc.returncode == 0, proc.stderr
     probe = subprocess.run([str(tmp_path / "clusterimg-gen-venv-github/bin/python"), "-c", "import ghapi, yaml"])
     assert probe.returncode == 0
+
+
+def test_a_venv_from_the_evidence_lock_signs_with_sigstore_and_runs_the_evidence_module(tmp_path):
+    proc = run_venv(tmp_path, "evidence")
+    assert proc.returncode == 0, proc.stderr
+    probe = subprocess.run([str(tmp_path / "clusterimg-gen-venv-evidence/bin/python"), "-c",
+                            "import sigstore.sign, clusterimg.evidence"], capture_output=True, text=True)  # fmt: skip
+    assert probe.returncode == 0, probe.stderr
 
 
 def test_no_secret_reaches_pip_or_the_venv_it_fills(tmp_path):
