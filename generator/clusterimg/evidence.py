@@ -1,0 +1,351 @@
+"""Signs, attests and reads back the evidence on one image digest: a signature, SLSA provenance and an SBOM, each a
+Sigstore bundle attached as an OCI referrer (or, where the registry has no referrers API, listed in the sha256-<hex>
+tag index), then found again and verified against this workflow's identity.
+
+    python -m clusterimg.evidence sign REGISTRY/REPO@sha256:HEX [SBOM.json] < AUTH-FILE
+    python -m clusterimg.evidence verify REGISTRY/REPO@sha256:HEX [--sbom] < AUTH-FILE
+
+Runs in a venv that holds requirements/evidence.txt (sigstore); the OCI side is the standard library's. The GitHub
+identity comes from the runner's OIDC token (ACTIONS_ID_TOKEN_REQUEST_URL), the provenance from GITHUB_* env.
+CIMG_SIGSTORE picks the Sigstore instance: `public-good`, or the path of a client trust config JSON (the tests' own).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import defaults, save
+from .errors import FatalError, StepFailed, UserError
+
+ISSUER = "https://token.actions.githubusercontent.com"
+BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+EMPTY = "application/vnd.oci.empty.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+MANIFESTS = ",".join([OCI_INDEX, OCI_MANIFEST, "application/vnd.docker.distribution.manifest.list.v2+json",
+                      "application/vnd.docker.distribution.manifest.v2+json"])  # fmt: skip
+# What each kind of evidence is, by its in-toto predicate type. The signature is the statement cosign 3 signs.
+KINDS = {
+    "signature": "https://sigstore.dev/cosign/sign/v1",
+    "provenance": "https://slsa.dev/provenance/v1",
+    "sbom": "https://cyclonedx.org/bom",
+}
+PREDICATE_ANNOTATION = "dev.sigstore.bundle.predicateType"
+COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"  # a path component of an OCI repository name
+SUBJECT = re.compile(rf"^([a-z0-9.-]+(?::[0-9]+)?)/({COMPONENT}(?:/{COMPONENT})*)@(sha256:[0-9a-f]{{64}})$")
+GITHUB_ENV = ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_WORKFLOW_REF", "GITHUB_REF", "GITHUB_SHA",
+              "GITHUB_RUN_ID", "GITHUB_RUN_ATTEMPT")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Subject:
+    host: str
+    path: str
+    digest: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.host}/{self.path}"
+
+
+def parse_subject(ref: str) -> Subject:
+    found = SUBJECT.match(ref)
+    if not found:
+        raise UserError(f"evidence: subject: {ref!r}: expected a lowercase registry/repository@sha256:<64 hex>")
+    return Subject(*found.groups())
+
+
+def github_env(env: dict) -> dict:
+    missing = [name for name in GITHUB_ENV if not env.get(name)]
+    if missing:
+        raise UserError(f"evidence: environment: {', '.join(missing)} unset: expected a GitHub Actions run")
+    return {name: env[name] for name in GITHUB_ENV} | {
+        name: env.get(name, "") for name in ("GITHUB_EVENT_NAME", "GITHUB_REPOSITORY_ID", "GITHUB_REPOSITORY_OWNER_ID",
+                                             "RUNNER_ENVIRONMENT")  # fmt: skip
+    }
+
+
+def identity(env: dict) -> str:
+    """The certificate identity a signature from this workflow carries: its workflow file at its ref."""
+    return f"{env['GITHUB_SERVER_URL']}/{env['GITHUB_WORKFLOW_REF']}"
+
+
+def provenance(env: dict) -> dict:
+    """SLSA v1 provenance of a build by this workflow run, in the shape GitHub's own attestations use."""
+    server, repo = env["GITHUB_SERVER_URL"], env["GITHUB_REPOSITORY"]
+    workflow_path = env["GITHUB_WORKFLOW_REF"].split("@", 1)[0].removeprefix(f"{repo}/")
+    return {
+        "buildDefinition": {
+            "buildType": "https://actions.github.io/buildtypes/workflow/v1",
+            "externalParameters": {"workflow": {"ref": env["GITHUB_REF"], "repository": f"{server}/{repo}",
+                                                "path": workflow_path}},  # fmt: skip
+            "internalParameters": {"github": {
+                "event_name": env["GITHUB_EVENT_NAME"], "repository_id": env["GITHUB_REPOSITORY_ID"],
+                "repository_owner_id": env["GITHUB_REPOSITORY_OWNER_ID"], "runner_environment": env["RUNNER_ENVIRONMENT"],
+            }},  # fmt: skip
+            "resolvedDependencies": [{"uri": f"git+{server}/{repo}@{env['GITHUB_REF']}",
+                                      "digest": {"gitCommit": env["GITHUB_SHA"]}}],  # fmt: skip
+        },
+        "runDetails": {
+            "builder": {"id": identity(env)},
+            "metadata": {"invocationId": f"{server}/{repo}/actions/runs/{env['GITHUB_RUN_ID']}/attempts/"
+                                         f"{env['GITHUB_RUN_ATTEMPT']}"},  # fmt: skip
+        },
+    }
+
+
+def predicates(env: dict, sbom: Path | None) -> dict[str, dict]:
+    """kind → predicate, for every kind of evidence this subject gets."""
+    out = {"signature": {}, "provenance": provenance(env)}
+    if sbom:
+        try:
+            out["sbom"] = json.loads(sbom.read_text())
+        except (OSError, ValueError) as exc:
+            raise UserError(f"evidence: sbom: {str(sbom)!r}: expected a readable CycloneDX JSON file ({exc})") from None
+    return out
+
+
+class Registry(save.Registry):
+    """save.py's registry client, which also writes: blobs, manifests and the referrers tag index."""
+
+    def send(self, method: str, path: str, tail: str, body: bytes | None = None, headers: dict | None = None,
+             actions: str = "pull,push"):  # fmt: skip
+        """(status, headers, body) of METHOD /v2/PATH/TAIL (or of the absolute URL TAIL); retries what may pass."""
+        self._ping()
+        url = tail if "://" in tail else f"{self.scheme}://{self.endpoint}/v2/{path}/{tail}"
+
+        def once():
+            for fresh in (False, True):
+                request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+                auth = self._authorization(path, fresh, actions)
+                if auth:
+                    request.add_unredirected_header("Authorization", auth)
+                try:
+                    with self.opener.open(request, timeout=self.settings.timeout) as answer:
+                        return answer.status, answer.headers, answer.read()
+                except urllib.error.HTTPError as exc:
+                    if exc.code == 401 and not fresh:
+                        continue
+                    if exc.code >= 500 or exc.code == 429:
+                        raise save.Transient(f"{method} {url}: HTTP {exc.code}") from None
+                    return exc.code, exc.headers, exc.read()
+                except (urllib.error.URLError, OSError) as exc:
+                    raise save.Transient(f"{method} {url}: {exc}") from None
+            raise AssertionError("unreachable")
+
+        return save.retry(self.settings, f"{method} {url}", once)
+
+    def expect(self, status: int, answer, what: str):
+        if answer[0] != status:
+            raise StepFailed(f"{what}: HTTP {answer[0]}: {answer[2][:200].decode(errors='replace')}")
+        return answer
+
+    def put_blob(self, path: str, data: bytes) -> str:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        if self.send("HEAD", path, f"blobs/{digest}")[0] == 200:
+            return digest
+        _, headers, _ = self.expect(202, self.send("POST", path, "blobs/uploads/"), f"upload to {path}")
+        location = urllib.parse.urljoin(f"{self.scheme}://{self.endpoint}/v2/{path}/blobs/uploads/", headers["Location"])
+        location += ("&" if "?" in location else "?") + urllib.parse.urlencode({"digest": digest})
+        self.expect(201, self.send("PUT", path, location, data, {"Content-Type": "application/octet-stream"}),
+                    f"upload of {digest} to {path}")  # fmt: skip
+        return digest
+
+    def manifest(self, path: str, reference: str):
+        """(status, headers, body) of the manifest REFERENCE, read only."""
+        return self.send("GET", path, f"manifests/{reference}", headers={"Accept": MANIFESTS}, actions="pull")
+
+
+def descriptor(media_type: str, data: bytes, **extra) -> dict:
+    return {"mediaType": media_type, "digest": "sha256:" + hashlib.sha256(data).hexdigest(), "size": len(data), **extra}
+
+
+def canonical(doc: dict) -> bytes:
+    return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+
+
+def attach(reg: Registry, subject: Subject, bundle: bytes, predicate_type: str) -> dict:
+    """Pushes `bundle` as an artifact manifest whose subject is the image, as actions/attest does; where the registry
+    has no referrers API, also adds it to the sha256-<hex> tag index. One writer per subject: the index is read,
+    changed and written back, guarded by its ETag where the registry gives one."""
+    status, headers, _ = reg.send("HEAD", subject.path, f"manifests/{subject.digest}", headers={"Accept": MANIFESTS})
+    if status != 200:
+        raise StepFailed(f"{subject.name}@{subject.digest} is not in the registry: HTTP {status}")
+    subject_desc = {"mediaType": headers["Content-Type"], "digest": subject.digest,
+                    "size": int(headers["Content-Length"])}  # fmt: skip
+    annotations = {PREDICATE_ANNOTATION: predicate_type, "dev.sigstore.bundle.content": "dsse-envelope"}
+    reg.put_blob(subject.path, bundle)
+    reg.put_blob(subject.path, b"{}")
+    manifest = canonical({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": BUNDLE,
+        "config": descriptor(EMPTY, b"{}"), "layers": [descriptor(BUNDLE, bundle)],
+        "subject": subject_desc, "annotations": annotations,
+    })  # fmt: skip
+    artifact = descriptor(OCI_MANIFEST, manifest, artifactType=BUNDLE, annotations=annotations)
+    _, put, _ = reg.expect(201, reg.send("PUT", subject.path, f"manifests/{artifact['digest']}", manifest,
+                                         {"Content-Type": OCI_MANIFEST}), f"push of an attestation to {subject.name}")  # fmt: skip
+    if put.get("OCI-Subject") and referrers_api(reg, subject) is not None:
+        return artifact
+    tag = subject.digest.replace(":", "-")
+    status, headers, body = reg.manifest(subject.path, tag)
+    if status == 404:
+        index, etag = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}, None
+    elif status == 200:
+        index, etag = json.loads(body), headers.get("ETag")
+    else:
+        raise StepFailed(f"cannot read the referrers tag {subject.name}:{tag}: HTTP {status}")
+    if all(m.get("digest") != artifact["digest"] for m in index.get("manifests", [])):
+        index["manifests"].append(artifact)
+        extra = {"If-Match": etag} if etag else {}
+        reg.expect(201, reg.send("PUT", subject.path, f"manifests/{tag}", canonical(index),
+                                 {"Content-Type": OCI_INDEX, **extra}), f"update of {subject.name}:{tag}")  # fmt: skip
+    return artifact
+
+
+def referrers_api(reg: Registry, subject: Subject) -> list[dict] | None:
+    """The referrers the registry's API lists, or None where it has no such API."""
+    status, _, body = reg.send("GET", subject.path, f"referrers/{subject.digest}", headers={"Accept": OCI_INDEX},
+                               actions="pull")  # fmt: skip
+    if status != 200:
+        return None
+    try:
+        return json.loads(body).get("manifests", [])
+    except ValueError:
+        return None
+
+
+def referrers(reg: Registry, subject: Subject) -> tuple[str, list[dict]]:
+    """(where they were found, the referrer descriptors): the API first, then the sha256-<hex> tag."""
+    listed = referrers_api(reg, subject)
+    if listed is not None:
+        return "referrers API", listed
+    status, _, body = reg.manifest(subject.path, subject.digest.replace(":", "-"))
+    if status == 404:
+        return "referrers tag", []
+    if status != 200:
+        raise StepFailed(f"cannot read the referrers of {subject.name}@{subject.digest}: HTTP {status}")
+    return "referrers tag", json.loads(body).get("manifests", [])
+
+
+def trust_config():
+    from sigstore.models import ClientTrustConfig
+
+    chosen = os.environ.get("CIMG_SIGSTORE", "public-good")
+    if chosen == "public-good":
+        return ClientTrustConfig.production()
+    try:
+        return ClientTrustConfig.from_json(Path(chosen).read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"evidence: CIMG_SIGSTORE: {chosen!r}: expected public-good or a client trust config "
+                        f"JSON file ({exc})") from None  # fmt: skip
+
+
+def sign(subject: Subject, kinds: dict[str, dict], trust) -> dict[str, bytes]:
+    """kind → Sigstore bundle of an in-toto statement about the subject, signed with the runner's OIDC identity."""
+    from sigstore.dsse import DigestSet, StatementBuilder
+    from sigstore.dsse import Subject as InTotoSubject
+    from sigstore.oidc import IdentityToken, detect_credential
+    from sigstore.sign import SigningContext
+
+    token = detect_credential()
+    if not token:
+        raise UserError("evidence: no OIDC token: the job needs `permissions: id-token: write` on GitHub Actions")
+    about = InTotoSubject(name=subject.name, digest=DigestSet(root={"sha256": subject.digest.split(":", 1)[1]}))
+    out = {}
+    with SigningContext.from_trust_config(trust).signer(IdentityToken(token), cache=True) as signer:
+        for kind, predicate in kinds.items():
+            statement = StatementBuilder().subjects([about]).predicate_type(KINDS[kind]).predicate(predicate).build()
+            out[kind] = signer.sign_dsse(statement).to_json().encode()
+    return out
+
+
+def verify(reg: Registry, subject: Subject, wanted: list[str], trust, env: dict) -> list[str]:
+    """One line per kind of evidence found and verified; StepFailed naming what is missing or fails."""
+    from sigstore.errors import VerificationError
+    from sigstore.models import Bundle
+    from sigstore.verify import Verifier, policy
+
+    verifier = Verifier(trusted_root=trust.trusted_root)
+    rule = policy.AllOf([policy.Identity(identity=identity(env), issuer=ISSUER),
+                         policy.GitHubWorkflowRepository(env["GITHUB_REPOSITORY"])])  # fmt: skip
+    where, listed = referrers(reg, subject)
+    found: dict[str, str] = {}
+    problems = []
+    for entry in listed:
+        if entry.get("artifactType") != BUNDLE:
+            continue
+        status, _, body = reg.manifest(subject.path, entry["digest"])
+        if status != 200:
+            problems.append(f"referrer {entry['digest']}: HTTP {status}")
+            continue
+        layers = json.loads(body).get("layers") or [{}]
+        status, _, blob = reg.send("GET", subject.path, f"blobs/{layers[0].get('digest')}", actions="pull")
+        if status != 200 or "sha256:" + hashlib.sha256(blob).hexdigest() != layers[0].get("digest"):
+            problems.append(f"referrer {entry['digest']}: its bundle cannot be read")
+            continue
+        try:
+            payload_type, payload = verifier.verify_dsse(Bundle.from_json(blob), rule)
+            statement = json.loads(payload)
+        except (VerificationError, ValueError) as exc:
+            problems.append(f"referrer {entry['digest']}: {exc}")
+            continue
+        digests = [s.get("digest", {}).get("sha256") for s in statement.get("subject", [])]
+        kind = next((k for k, t in KINDS.items() if t == statement.get("predicateType")), None)
+        if payload_type == "application/vnd.in-toto+json" and kind and subject.digest[7:] in digests:
+            found.setdefault(kind, entry["digest"])
+    missing = [kind for kind in wanted if kind not in found]
+    if missing:
+        detail = "; ".join(problems) or f"{len(listed)} referrer(s) found through the {where}"
+        raise StepFailed(f"{subject.name}@{subject.digest}: no verified {', '.join(missing)} "
+                         f"for {identity(env)}: {detail}")  # fmt: skip
+    return [f"{kind} {found[kind]} ({where})" for kind in wanted]
+
+
+def registry(subject: Subject, auth_text: str) -> Registry:
+    env = os.environ.get
+    settings = save.Settings("", subject.host, env("CIMG_TLS_VERIFY", defaults.text(defaults.TLS_VERIFY)) != "false",
+                             1, int(env("CIMG_RETRIES", str(defaults.RETRIES))), int(env("CIMG_NET_TIMEOUT", "300")))  # fmt: skip
+    return Registry(subject.host, settings, save.auths_from(auth_text))
+
+
+USAGE = "usage: python -m clusterimg.evidence sign SUBJECT [SBOM] | verify SUBJECT [--sbom]  < AUTH-FILE"
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) not in (2, 3) or argv[0] not in ("sign", "verify") or (argv[0] == "verify" and argv[2:] not in
+                                                                         ([], ["--sbom"])):  # fmt: skip
+        print(USAGE, file=sys.stderr)
+        return 2
+    try:
+        subject = parse_subject(argv[1])
+        env = github_env(dict(os.environ))
+        sbom = Path(argv[2]) if argv[0] == "sign" and len(argv) == 3 else None
+        kinds = predicates(env, sbom)
+        wanted = list(kinds) if argv[0] == "sign" else ["signature", "provenance"] + ["sbom"] * (argv[2:] == ["--sbom"])
+        reg = registry(subject, sys.stdin.read())
+        trust = trust_config()
+        if argv[0] == "sign":
+            for kind, bundle in sign(subject, kinds, trust).items():
+                attach(reg, subject, bundle, KINDS[kind])
+        for line in verify(reg, subject, wanted, trust, env):
+            print(f"{subject.name}@{subject.digest} {line}")
+    except FatalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except (save.Transient, save.Final) as exc:
+        print(f"error: {subject.name}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
