@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Plan job: install clusterimg-gen from this action's own checkout, then map the event to `plan` flags.
+# Plan job: install clusterimg-gen from this action's own checkout and run `plan` for the event.
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -20,73 +20,43 @@ if not isinstance(sha, str) or not re.fullmatch("([0-9a-f]{40})?", sha):
 print(sha)' <<<"$runs"
 }
 
-# A push run cancelled while pending never built its changes. So the base of a push, $base, is the head of workflow
-# $1's last successful push run on this branch when that is an ancestor of HEAD, else the push's own `before`.
-push_base() {
+# Sets $last to the head of workflow $1's last successful push run on this branch, for `plan --last-success`: a push
+# run cancelled while pending never built its changes. Empty when it cannot be known; the plan then diffs from `before`.
+last_success_of() {
   local sha
-  base=$CIMG_BEFORE
+  last=
   if [[ ! ${GITHUB_REPOSITORY:-} =~ ^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$ || -z ${GITHUB_REF_NAME:-} ]]; then
-    warn "the last successful run needs GITHUB_REPOSITORY and GITHUB_REF_NAME; diffing from $base"
+    warn "the last successful run needs GITHUB_REPOSITORY and GITHUB_REF_NAME; diffing from $CIMG_BEFORE"
   elif [[ ! $1 =~ ^[A-Za-z0-9_-][A-Za-z0-9_.-]*$ ]]; then
-    warn "workflow '$1' is not a workflow file name; diffing from $base"
+    warn "workflow '$1' is not a workflow file name; diffing from $CIMG_BEFORE"
   elif ! sha=$(last_success "$1"); then
-    warn "could not look up the last successful run of $1 on $GITHUB_REF_NAME; diffing from $base"
-  elif [[ -n $sha && $sha != "$base" ]] && git -C "${CIMG_REPO:-.}" merge-base --is-ancestor "$sha" HEAD 2>/dev/null
-  then
-    log "diffing from $sha, the last successful run of $1 on $GITHUB_REF_NAME, not $base"
-    base=$sha
+    warn "could not look up the last successful run of $1 on $GITHUB_REF_NAME; diffing from $CIMG_BEFORE"
+  elif [[ -n $sha ]]; then
+    log "the last successful run of $1 on $GITHUB_REF_NAME is $sha"
+    last=$sha
   fi
 }
 
+# The event decides what to plan (`plan --event`); this script only gathers what needs the network or a secret.
 args=(plan --repo "${CIMG_REPO:-.}")
-case "${CIMG_EVENT:-}" in
-  push)
-    # A new branch has no `before`: build everything.
-    if [[ -n "${CIMG_BEFORE:-}" && "${CIMG_BEFORE//0/}" != "" ]]; then
-      base=$CIMG_BEFORE
-      if [[ -n ${CIMG_WORKFLOW:-} && -n ${CIMG_TOKEN:-} ]]; then
-        mask "$CIMG_TOKEN" "the token"
-        push_base "$CIMG_WORKFLOW"
-      fi
-      args+=(--changed-from "$base" --changed-to HEAD)
-    fi
-    ;;
-  pull_request)
-    if [[ -n "${CIMG_BASE:-}" ]]; then
-      args+=(--changed-from "$CIMG_BASE" --changed-to HEAD)
-    fi
-    ;;
-  workflow_dispatch | issue_comment)
-    # A comment names one app-version, which the request job checked; it never means "everything".
-    if [[ $CIMG_EVENT == issue_comment && (-z ${CIMG_APP:-} || -z ${CIMG_VERSION:-}) ]]; then
-      die "a comment build needs app and version"
-    fi
-    unchanged=true
-    if [[ -n "${CIMG_APP:-}" ]]; then
-      args+=(--app "$CIMG_APP")
-      if [[ -n "${CIMG_VERSION:-}" ]]; then
-        args+=(--version "$CIMG_VERSION")
-      fi
-    fi
-    ;;
-  schedule)
-    # act and manual replays carry no cron: then every scheduled app builds.
-    args+=(--schedule "${CIMG_SCHEDULE:-*}")
-    unchanged=true
-    # Tags published before this tool, without its label, count as current until their inputs change.
-    adopt=true
-    ;;
-  *) ;;
-esac
+if [[ -n ${CIMG_EVENT:-} ]]; then args+=(--event "$CIMG_EVENT"); fi
+if [[ -n ${CIMG_BEFORE:-} ]]; then args+=(--before "$CIMG_BEFORE"); fi
+if [[ -n ${CIMG_BASE:-} ]]; then args+=(--base "$CIMG_BASE"); fi
+if [[ -n ${CIMG_APP:-} ]]; then args+=(--app "$CIMG_APP"); fi
+if [[ -n ${CIMG_APP:-} && -n ${CIMG_VERSION:-} ]]; then args+=(--version "$CIMG_VERSION"); fi
+if [[ -n ${CIMG_SCHEDULE:-} ]]; then args+=(--schedule "$CIMG_SCHEDULE"); fi
+if [[ ${CIMG_FORCE:-false} == true ]]; then args+=(--force); fi
+if [[ ${CIMG_EVENT:-} == push && -n ${CIMG_BEFORE:-} && ${CIMG_BEFORE//0/} != "" && -n ${CIMG_WORKFLOW:-} &&
+  -n ${CIMG_TOKEN:-} ]]; then
+  mask "$CIMG_TOKEN" "the token"
+  last_success_of "$CIMG_WORKFLOW"
+  if [[ -n $last ]]; then args+=(--last-success "$last"); fi
+fi
 
-# Scheduled and dispatched runs skip images whose inputs did not change, unless forced.
-if [[ ${unchanged:-false} == true && ${CIMG_FORCE:-false} != true ]]; then
-  args+=(--skip-unchanged)
-  if [[ ${adopt:-false} == true ]]; then args+=(--adopt); fi
-  if [[ -n ${CIMG_USERNAME:-} ]]; then
-    [[ -n ${CIMG_REGISTRY:-} ]] || die "registry is required with username"
-    registry_login "$CIMG_REGISTRY" user # the plan's lookups run as this user, unlike the builds
-  fi
+# The plan's registry lookups run as this user, unlike the builds.
+if [[ -n ${CIMG_USERNAME:-} ]]; then
+  [[ -n ${CIMG_REGISTRY:-} ]] || die "registry is required with username"
+  registry_login "$CIMG_REGISTRY" user
 fi
 
 clusterimg_gen_venv "$CIMG_ACTION_PATH/.."

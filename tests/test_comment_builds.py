@@ -111,11 +111,9 @@ def test_a_comment_build_plans_like_a_dispatch_of_the_app_version_it_names(cli, 
     assert plan["with"]["version"] == "${{ inputs.version || needs.request.outputs.version }}"
 
 
-def test_plan_refuses_a_comment_event_without_app_and_version(tmp_path):
-    env = {**os.environ, "CIMG_ACTION_PATH": str(ROOT / "plan"), "CIMG_GEN": "/bin/false", "CIMG_EVENT": "issue_comment",
-           "CIMG_APP": "calico", "CIMG_VERSION": ""}
-    proc = subprocess.run(["bash", str(ROOT / "scripts/plan.sh")], env=env, capture_output=True, text=True)
-    assert proc.returncode == 1 and "a comment build needs app and version" in proc.stderr
+def test_plan_refuses_a_comment_event_without_app_and_version(cli, tree):
+    result = cli("plan", "--repo", tree(), "--event", "issue_comment", "--app", "calico")
+    assert (result.code, result.err) == (2, "error: a comment build needs app and version\n")
 
 
 # --- scripts/comment.sh against a loopback GitHub ---------------------------------------------------------------------

@@ -304,7 +304,8 @@ def test_a_push_plan_diffs_from_the_last_successful_run_so_a_cancelled_runs_chan
     ]
     apps, err = run()
     assert apps == ["calico", "helm"]
-    assert f"diffing from {succeeded}, the last successful run of clusterimage.yml on main" in err
+    assert f"the last successful run of clusterimage.yml on main is {succeeded}" in err
+    assert f"diffing from {succeeded}, the last successful run, not" in err
     [ask] = gh.requests
     assert ask.path == "/repos/acme/images/actions/workflows/clusterimage.yml/runs"
     assert ask.query == {"branch": "main", "event": "push", "status": "success", "per_page": "1"}
@@ -396,3 +397,42 @@ def test_a_2_gb_file_in_a_context_is_hashed_in_bounded_memory(tree):
     assert proc.returncode == 0, proc.stderr[-2000:]
     builds = json.loads(proc.stdout)["build"]
     assert len(builds) == 2 and len({b["inputs"] for b in builds}) == 2
+
+
+# --- the event policy: plan --event ----------------------------------------------------------------------------------
+
+BEFORE, LAST = "b" * 40, "c" * 40
+EVENTS = [
+    ("push", {"before": "0" * 40, "last_success": LAST}, {}),
+    ("push", {"before": BEFORE, "last_success": LAST}, {"changed_from": LAST}),
+    ("push", {"before": BEFORE, "last_success": "d" * 40}, {"changed_from": BEFORE}),
+    ("push", {"before": BEFORE}, {"changed_from": BEFORE}),
+    ("pull_request", {"base": BEFORE}, {"changed_from": BEFORE}),
+    ("pull_request", {}, {}),
+    ("workflow_dispatch", {"app": "calico"}, {"skip_unchanged": True}),
+    ("workflow_dispatch", {"force": True}, {}),
+    ("issue_comment", {"app": "calico", "version": "v1"}, {"skip_unchanged": True}),
+    ("schedule", {}, {"cron": "*", "skip_unchanged": True, "adopt": True}),
+    ("schedule", {"cron": "5 4 * * 1", "force": True}, {"cron": "5 4 * * 1"}),
+    ("release", {"before": BEFORE}, {}),
+]
+
+
+@pytest.mark.parametrize(("event", "given", "chosen"), EVENTS, ids=[
+    "push-new-branch", "push-after-a-cancelled-run", "push-last-success-not-an-ancestor", "push-no-lookup",
+    "pull-request", "pull-request-without-base", "dispatch", "dispatch-forced", "comment", "schedule-adopts",
+    "schedule-forced-with-its-cron", "other-event"])
+def test_the_event_decides_what_to_plan(event, given, chosen):
+    from clusterimg import plan
+
+    got = plan.for_event(event, is_ancestor=lambda sha: sha == LAST, **given)
+    fields = {"changed_from": None, "skip_unchanged": False, "adopt": False, "cron": None}
+    assert {k: getattr(got, k) for k in fields} == fields | chosen
+
+
+@pytest.mark.parametrize("args", [
+    ["--event", "push", "--changed-from", "HEAD"], ["--event", "schedule", "--skip-unchanged"], ["--before", "x"],
+    ["--force"]])
+def test_event_and_its_flags_go_together(cli, tree, args):
+    result = cli("plan", "--repo", tree(), *args)
+    assert result.code == 2 and "Usage:" in result.err

@@ -110,6 +110,15 @@ def workflows(repo: Path, repository: str | None, action: str | None, check: boo
 @click.option("--adopt", is_flag=True,
               help="With --skip-unchanged: a published image without our input label counts as current.")
 @click.option("--schedule", "cron", metavar="CRON", help="Only apps this cron rebuilds ('*': any schedule).")
+@click.option("--event", metavar="NAME",
+              help="Plan for this GitHub event (push, pull_request, workflow_dispatch, issue_comment, schedule): it "
+                   "decides --changed-from, --skip-unchanged and --adopt from --before, --base, --last-success and "
+                   "--force, as the plan job does.")
+@click.option("--before", metavar="SHA", help="With --event push: the push's `before` commit.")
+@click.option("--base", metavar="SHA", help="With --event pull_request: the base commit.")
+@click.option("--last-success", metavar="SHA",
+              help="With --event push: the head of the workflow's last successful push run on this branch.")
+@click.option("--force", is_flag=True, help="With --event: rebuild even what did not change.")
 @click.option("--format", "fmt", type=click.Choice(["json", "text", "github"]), default="text", show_default=True)
 @click.option("--build-shards", type=click.IntRange(1), default=1, help="Build jobs per stage and arch (github format).")
 @click.option("--manifest-shards", type=click.IntRange(1), default=1, help="Fan-in jobs per stage (github format).")
@@ -119,12 +128,10 @@ def workflows(repo: Path, repository: str | None, action: str | None, check: boo
               help="The plan job this is, 1 to --groups: only its app-versions are planned, looked up and emitted.")
 @click.option("--summary", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Also append the text plan as a Markdown code block to FILE (e.g. $GITHUB_STEP_SUMMARY).")
-def plan(repo, repository, all_, changed_from, changed_to, app, version, skip_unchanged, adopt,
-         cron, fmt, build_shards, manifest_shards, stages, groups, group, summary):
+def plan(repo, repository, all_, changed_from, changed_to, app, version, skip_unchanged, adopt, cron, event, before,
+         base, last_success, force, fmt, build_shards, manifest_shards, stages, groups, group, summary):
     """Print what to build: one target per app-version and arch, one manifest list per app-version."""
-    from . import config as config_mod
-    from . import plan as plan_mod
-    from . import report
+    from . import execute, report
     from .layout import Layout
 
     if version and not app:
@@ -133,60 +140,23 @@ def plan(repo, repository, all_, changed_from, changed_to, app, version, skip_un
         raise click.UsageError("--all and --changed-from are mutually exclusive")
     if group > groups:
         raise click.UsageError(f"--group {group}: expected 1 to --groups ({groups})")
-    config = config_mod.load(repo, {"repository": repository})
-    tree = plan_mod.discover(repo, config)
-    _warn(tree.warnings(), False)
-    changed = None
-    if changed_from and changed_from.strip("0"):
-        from . import git
-
-        changed = git.changed_files(repo, changed_from, changed_to)
-    found = plan_mod.with_version(repo, config, tree, app, version) if app else tree.found
-    layout = Layout(arches=config.arches, build_shards=build_shards, manifest_shards=manifest_shards, stages=stages,
-                    groups=groups)
-    if groups > 1:  # a group holds whole families, so it plans its stages and parents by itself
-        from .layout import group_of
-
-        own = group_of(plan_mod.build_plan(config, found), groups)
-        found = tuple(av for av in found if own[av.key] == group - 1)
-    scheduled = plan_mod.scheduled_by(config, cron) if cron else None
-    selected = plan_mod.select(found, app=app, version=version, changed=changed, scheduled=scheduled)
-    times = None
-    if fmt != "text":  # the created time of each image: its context's last commit
-        from . import git
-
-        times = git.last_change_times(repo, sorted({av.context for av in selected}))
-    result = _digests(repo, config, found).fill(plan_mod.build_plan(config, selected), times)
-    if skip_unchanged:
-        result = _skip_unchanged(config, result, adopt)
-    accounting = plan_mod.accounting(tree, config)
-    click.echo(report.plan(result, fmt, layout, accounting, group - 1), nl=False)
+    if event and (all_ or changed_from or skip_unchanged or adopt):
+        raise click.UsageError("--event decides --changed-from, --skip-unchanged and --adopt; give one or the other")
+    if not event and (before or base or last_success or force):
+        raise click.UsageError("--before, --base, --last-success and --force need --event")
+    outcome = execute.plan(execute.PlanArgs(
+        repo=repo, repository=repository, changed_from=changed_from, changed_to=changed_to, app=app, version=version,
+        skip_unchanged=skip_unchanged, adopt=adopt, cron=cron, times=fmt != "text", groups=groups, group=group,
+        event=event, before=before, base=base, last_success=last_success, force=force))  # fmt: skip
+    _warn(outcome.warnings, False)
+    for note in outcome.notes:
+        click.echo(note, err=True)
+    layout = Layout(arches=outcome.config.arches, build_shards=build_shards, manifest_shards=manifest_shards,
+                    stages=stages, groups=groups)
+    click.echo(report.plan(outcome.plan, fmt, layout, outcome.accounting, group - 1), nl=False)
     if summary:
         with summary.open("a", encoding="utf-8") as fh:
-            fh.write("```\n" + report.plan(result, "text", layout, accounting) + "```\n")
-
-
-def _digests(repo, config, found):
-    from . import inputs, lockfile
-
-    sealos_version, buildah_version = lockfile.tool_versions(lockfile.load(repo), config)
-    build_args = {app: "\n".join(f"{k}={v}" for k, v in opts.build_args) for app, opts in config.apps.items()}
-    return inputs.Digests(repo, found, builder=config.builder.value, sealos_version=sealos_version,
-                          buildah_version=buildah_version, build_args=build_args)
-
-
-def _skip_unchanged(config, result, adopt):
-    from . import plan as plan_mod
-    from . import registry
-
-    images = registry.published([t.image for t in result.build], tls_verify=config.tls_verify)
-    lists = registry.published([m.image for m in result.manifest], tls_verify=config.tls_verify, raw=True)
-    upstream = registry.arch_digests(plan_mod.embedded_refs(images), own=config.registry, tls_verify=config.tls_verify)
-    kept, notes = plan_mod.skip_unchanged(result, images, lists, adopt=adopt, upstream=upstream)
-    for note in notes:
-        click.echo(note, err=True)
-    click.echo(f"skipped {len(result.build) - len(kept.build)} unchanged of {len(result.build)} build(s)", err=True)
-    return kept
+            fh.write("```\n" + report.plan(outcome.plan, "text", layout, outcome.accounting) + "```\n")
 
 
 @cli.command()

@@ -49,6 +49,12 @@ def last_change_times(repo: Path, contexts: list[str]) -> dict[str, int]:
     return found
 
 
+def is_ancestor(repo: Path, sha: str, head: str = "HEAD") -> bool:
+    """Whether commit `sha` is in `head`'s history (False for a commit this clone does not have)."""
+    proc = subprocess.run(["git", "-C", str(repo), "merge-base", "--is-ancestor", sha, head], capture_output=True)
+    return proc.returncode == 0
+
+
 def origin_url(repo: Path) -> str:
     return _git(repo, "remote", "get-url", "origin")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from . import kubefile
@@ -346,3 +346,40 @@ def skip_unchanged(plan: Plan, images: dict, lists: dict, *, adopt: bool, upstre
             notes.append(f"finishing {m.image}: its images are current, its list is {'stale' if listed else 'missing'}")
             manifest.append(m)
     return Plan(build=tuple(t for t in plan.build if t in set(build)), manifest=tuple(manifest)), notes
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What a plan job plans for its event: the event policy, in one place."""
+
+    changed_from: str | None = None
+    skip_unchanged: bool = False
+    adopt: bool = False
+    cron: str | None = None
+    note: str = ""  # a line for the log, when the policy chose something worth saying
+
+
+def for_event(event: str, *, before: str | None = None, base: str | None = None, last_success: str | None = None,
+              app: str | None = None, version: str | None = None, cron: str | None = None, force: bool = False,
+              is_ancestor: Callable[[str], bool] = lambda sha: False) -> Selection:
+    """The plan for a GitHub event. A push diffs from the last successful run when that is an ancestor (a run cancelled
+    while pending never built its changes), else from its own `before`, and a new branch builds everything; a pull
+    request diffs from its base; a dispatch or comment builds what it names, and a schedule what its cron rebuilds,
+    both skipping images whose inputs did not change unless forced, and a schedule adopting tags published before this
+    tool. Any other event plans everything."""
+    if event == "push":
+        if not before or not before.strip("0"):
+            return Selection()
+        if last_success and last_success != before and is_ancestor(last_success):
+            return Selection(changed_from=last_success,
+                             note=f"diffing from {last_success}, the last successful run, not {before}")
+        return Selection(changed_from=before)
+    if event == "pull_request":
+        return Selection(changed_from=base or None)
+    if event in ("workflow_dispatch", "issue_comment"):
+        if event == "issue_comment" and not (app and version):
+            raise UserError("a comment build needs app and version")
+        return Selection(skip_unchanged=not force)
+    if event == "schedule":  # act and manual replays carry no cron: then every scheduled app builds
+        return Selection(cron=cron or "*", skip_unchanged=not force, adopt=not force)
+    return Selection()
