@@ -206,8 +206,13 @@ def _shards(count: int) -> int:
     return max(1, math.ceil(count * HEADROOM / MATRIX_LIMIT))
 
 
+# How a build job reads back what _build_entry leaves out: the context's directory is the version unless `dir` says.
+CONTEXT_DIR = "matrix.dir || matrix.version"
+
+
 def _build_entry(t, built: set[str]) -> dict:
-    """Only what the workflow cannot derive: defaults are left out to keep job outputs small."""
+    """Only what the workflow cannot derive: defaults are left out to keep job outputs small (CONTEXT_DIR reads them
+    back)."""
     entry = {"app": t.app, "version": t.version}
     dirname = t.context.rsplit("/", 1)[-1]
     if dirname != t.version:

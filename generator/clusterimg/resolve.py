@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 
 from .defaults import PINS, Pin
-from .layout import Job, Layout
+from .layout import CONTEXT_DIR, Job, Layout
 from .lockfile import Lock, tool_versions
 from .model import VENDORED, Arch, Config, Mirror, Plan, PullRequests, is_self_hosted
 
@@ -29,6 +29,7 @@ class Resolved:
     control_runner: str
     image_prefix: str
     apps_dir: str
+    context_dir: str  # the expression that reads a build entry's context directory back
     setup: str | None
     checkout: str
     uses_plan: str
@@ -80,6 +81,7 @@ def resolve(config: Config, plan: Plan, lock: Lock | None) -> Resolved:
         control_runner=_labels(config.runners[config.arches[0]]),
         image_prefix=f"{config.registry}/{config.repository}",
         apps_dir=config.apps_dir,
+        context_dir=CONTEXT_DIR,
         setup=config.setup,
         checkout=checkout(lock).uses,
         uses_plan=_uses(config, "plan", lock),
