@@ -15,9 +15,7 @@ if [[ ! -d $context/images/shim && ! -d $context/manifests && ! -d $context/char
   exit 0
 fi
 
-clusterimg_gen_venv "$CIMG_ACTION_PATH"
-
-args=(images "$context" --check --arch "$arch")
+args=("$context" --check --arch "$arch")
 if [[ $CIMG_TLS_VERIFY == false ]]; then args+=(--no-tls-verify); fi
 registry=$(own_registry)
 if [[ -n $registry ]]; then args+=(--registry "$registry"); fi
@@ -25,12 +23,12 @@ if [[ -n ${CIMG_USERNAME:-} ]]; then
   [[ -n $registry ]] || die "registry or image is required with username"
   [[ -n ${CIMG_PASSWORD:-} ]] || die "a username was given for $registry but no password"
   mask "$CIMG_PASSWORD" "the password for $registry"
-  step_auth_file # clusterimg-gen logs in to it
+  step_auth_file # the check logs in to it
 fi
 
 group_start "check embedded images for linux/$arch"
 status=0
-REGISTRY_USERNAME=${CIMG_USERNAME:-} REGISTRY_PASSWORD=${CIMG_PASSWORD:-} "$CIMG_GEN" "${args[@]}" || status=$?
+REGISTRY_USERNAME=${CIMG_USERNAME:-} REGISTRY_PASSWORD=${CIMG_PASSWORD:-} images_of "${args[@]}" || status=$?
 group_end
 if ((status)); then
   die "embedded images of $context not verified for linux/$arch; not building (check-images: false skips this check)"

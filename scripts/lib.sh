@@ -136,6 +136,17 @@ clusterimg_gen_venv() {
 # The step's auth file on stdout, for the modules that read it on stdin: root wrote it when the login ran through sudo.
 auth_json() { if [[ -n ${REGISTRY_AUTH_FILE:-} && -e $REGISTRY_AUTH_FILE ]]; then priv cat "$REGISTRY_AUTH_FILE"; fi; }
 
+# `clusterimg-gen images CONTEXT ...`, answered by the standard library alone (nothing installed) unless the context
+# has charts/, whose values need PyYAML.
+images_of() {
+  if [[ -d $1/charts ]]; then
+    clusterimg_gen_venv "${CIMG_ACTION_PATH:-}"
+    "$CIMG_GEN" images "$@"
+  else
+    py_module images "$@"
+  fi
+}
+
 # Runs `python3 -m clusterimg.<module>` from this action's own files, for modules that need only the standard
 # library: nothing is installed. The package sits beside scripts/ in a checkout, or above it in a wheel.
 # `py_module priv <module> …` runs it as root, to read every file of a mounted image.

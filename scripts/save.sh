@@ -21,8 +21,7 @@ if [[ ! -d $context/images/shim && ! -d $context/manifests && ! -d $context/char
   exit 0
 fi
 
-clusterimg_gen_venv "${CIMG_ACTION_PATH:-}"
-list=$("$CIMG_GEN" images "$context" --format save) || die "could not list the embedded images of $context"
+list=$(images_of "$context" --format save) || die "could not list the embedded images of $context"
 if [[ -z $list ]]; then
   log "$context embeds no images: nothing to save"
   exit 0

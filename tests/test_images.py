@@ -458,3 +458,21 @@ def test_a_shim_list_linked_to_a_file_outside_the_context_is_refused_unread(cli,
     assert result.code == 2
     assert result.err == "error: images/shim/list: a link out of the context: expected a file in the context\n"
     assert "very-secret-hash" not in result.out + result.err
+
+
+@pytest.mark.parametrize(("files", "args"), [
+    ({"images/shim/list": "busybox:1.36\n# a comment\n'quay.io/a/b:v1'\n"}, ["--format", "save"]),
+    ({"manifests/a.yaml": "image: nginx:1.25\n  fooImage: x\n  image: ${IMG}\n"}, ["--format", "save"]),
+    ({"manifests/a.yaml": "image: nginx:1.25\n", "images/skopeo/tar.txt": "docker-archive:a.tar nginx:old\n"},
+     ["--format", "save"]),
+    ({"manifests/a.yaml": "image: nginx:1.25\nimage: registry.k8s.io/pause:3.9\n"}, []),
+    ({}, ["--format", "save"]),
+], ids=["shim", "manifests-with-skips", "archives", "text", "nothing"])
+def test_the_legs_stdlib_lister_answers_as_clusterimg_gen_images(cli, tmp_path, files, args):
+    """save.sh and images.sh list with `python3 -m clusterimg.images` (no install) unless a context has charts/."""
+    ctx = write_tree(tmp_path / "ctx", files)
+    ctx.mkdir(exist_ok=True)
+    result = cli("images", ctx, *args)
+    proc = subprocess.run([sys.executable, "-S", "-m", "clusterimg.images", str(ctx), *args], capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "generator")})
+    assert (proc.returncode, proc.stdout, proc.stderr) == (result.code, result.out, result.err)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import re
 import shutil
 import subprocess
@@ -409,3 +410,40 @@ def _read(path: Path, context: Path) -> str:
 
 def _rel(path: Path, context: Path) -> str:
     return path.relative_to(context).as_posix()
+
+
+def main(argv: list[str]) -> int:
+    """`python3 -m clusterimg.images CONTEXT (--format save | --check --arch ARCH [--registry HOST] [--no-tls-verify])`:
+    what save.sh and images.sh ask, as `clusterimg-gen images` answers it, with the standard library only, so a leg
+    installs nothing. Only a chart's values need PyYAML: for a context with charts/ the scripts run clusterimg-gen."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python3 -m clusterimg.images")
+    parser.add_argument("context", type=Path)
+    parser.add_argument("--format", choices=["save", "text"], default="text")
+    parser.add_argument("--check", action="store_true")
+    parser.add_argument("--arch", action="append", choices=["amd64", "arm64"], default=[])
+    parser.add_argument("--registry")
+    parser.add_argument("--no-tls-verify", dest="tls_verify", action="store_false")
+    args = parser.parse_args(argv)
+    try:
+        listing = collect(args.context)
+        for note in notes(listing):
+            print(f"warning: {note}", file=sys.stderr)
+        missed = None
+        if args.check:
+            missed = check(listing, tuple(dict.fromkeys(args.arch or ["amd64", "arm64"])), own=args.registry,
+                           username=os.environ.get("REGISTRY_USERNAME"), password=os.environ.get("REGISTRY_PASSWORD"),
+                           tls_verify=args.tls_verify)  # fmt: skip
+    except (UserError, StepFailed) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print(report(listing, missed, args.format), end="")
+    if missed:
+        print(f"error: {len(missed)} image × arch pair(s) missing", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
