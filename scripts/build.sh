@@ -42,8 +42,10 @@ if [[ -n ${CIMG_INPUTS:-} ]]; then
   extra+=(--label "io.clusterimage.inputs=$CIMG_INPUTS")
 fi
 
-if [[ -n ${CIMG_USERNAME:-} ]]; then
-  registry_login "${CIMG_REGISTRY:-$(registry_of "$image")}" # for a parent or base in a private registry
+# A leg that pushes, or builds on a parent, reads its registry: a parent or a base there may be private. A leg that
+# does neither (a pull request's) has no credentials to use.
+if [[ -n ${CIMG_USERNAME:-} && (-n ${CIMG_PARENTS:-} || ${CIMG_PUSH:-false} == true) ]]; then
+  registry_login "${CIMG_REGISTRY:-$(registry_of "$image")}"
 fi
 
 # The embedded images as saved, and the FROM bases the tree does not build as they resolve now, each with its digest

@@ -50,8 +50,9 @@ def build(
                 gen.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m clusterimg "$@"\n')
                 gen.chmod(0o755)
                 out = run("save.sh", env | where | credentials() | {"CIMG_GEN": str(gen)})
-        out |= run("build.sh", env | where | credentials() | {"CIMG_INPUTS": inputs or "", "CIMG_SAVED": str(save_images).lower(),
-                                              "CIMG_EMBEDDED": out.get("images", ""), "CIMG_PYTHON": sys.executable})
+        leg = {"CIMG_INPUTS": inputs or "", "CIMG_SAVED": str(save_images).lower(), "CIMG_PUSH": str(push).lower(),
+               "CIMG_EMBEDDED": out.get("images", ""), "CIMG_PYTHON": sys.executable}
+        out |= run("build.sh", env | where | credentials() | leg)
         if push:
             out |= run("push.sh", env | credentials() | {"CIMG_REF": out["image"]})
         if push and evidence:
