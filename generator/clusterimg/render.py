@@ -66,7 +66,7 @@ def vendored_action(command: str = REGENERATE) -> dict[str, str]:
     files: dict[str, str] = {}
     for rel in ("action.yml", "manifest/action.yml", "plan/action.yml", "lock/action.yml", "comment/action.yml",
                 "mirror/action.yml", "pyproject.toml", "requirements/runner.txt", "requirements/render.txt",
-                "requirements/github.txt"):
+                "requirements/github.txt", "requirements/evidence.txt"):
         files[rel] = (root / rel).read_text(encoding="utf-8")
     for sub in ("scripts", "templates"):
         for path in sorted((root / sub).iterdir()):
