@@ -39,6 +39,11 @@ CASES = {
     "evidence-not-bool": (
         "repository: acme\nevidence: 'yes'\n", "clusterimage.yaml: evidence: 'yes': expected true or false"
     ),
+    "sigstore-absolute": ("repository: acme\nsigstore: /etc/trust.json\n", "clusterimage.yaml: sigstore: '/etc/trust.json'"),
+    "sigstore-missing": (
+        "repository: acme\nsigstore: trust.json\n",
+        "clusterimage.yaml: sigstore: 'trust.json': expected public-good or a client trust config file in the repository",
+    ),
     "github-repo-dotdot": ("repository: acme\ngithub_repo: ../..\n", "github_repo: '../..'"),
     "sexagesimal-version": ("repository: acme\napps:\n  calico:\n    versions: [1:20]\n", "'1:20'"),
     "null-version": ("repository: acme\napps:\n  calico:\n    versions: [~]\n", "apps.calico.versions: None"),

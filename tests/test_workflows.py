@@ -175,9 +175,10 @@ def test_every_job_has_a_timeout_and_checkout_never_persists_credentials(cli, tr
     assert doc["permissions"] == {}
     for name, job in doc["jobs"].items():
         assert job["timeout-minutes"] > 0, name
+        # Build legs and fan-ins sign (evidence is on by default): an OIDC token, nothing more.
         expected = {
             "keepalive": {"actions": "write"}, "plan": {"contents": "read", "actions": "read"},
-        }.get(name, {"contents": "read"})
+        }.get(name, {"contents": "read", "id-token": "write"})
         assert job["permissions"] == expected, name
         for step in job["steps"]:
             if step.get("uses", "").startswith("actions/checkout@"):
@@ -235,7 +236,7 @@ def test_keepalive_runs_only_on_schedule_and_can_be_turned_off(cli, tree):
         assert "keepalive" not in load((repo / WORKFLOW).read_text())["jobs"]
 
 
-def test_evidence_is_on_by_default_and_the_config_key_turns_it_off_in_every_build_leg(cli, tree):
+def test_evidence_is_on_by_default_and_the_config_key_turns_it_off_in_every_signing_job(cli, tree):
     from clusterimg.yamlio import load
 
     repo = tree()
@@ -243,8 +244,25 @@ def test_evidence_is_on_by_default_and_the_config_key_turns_it_off_in_every_buil
         (repo / "clusterimage.yaml").write_text(config)
         cli("workflows", "--repo", repo)
         jobs = load((repo / WORKFLOW).read_text())["jobs"]
-        legs = [step["with"] for job in jobs.values() for step in job.get("steps", []) if "context" in step.get("with", {})]
-        assert legs and all(leg["evidence"] is want for leg in legs)
+        signing = {name: job for name, job in jobs.items() if name.startswith(("build", "manifest"))}
+        legs = [step["with"] for job in signing.values() for step in job["steps"] if "evidence" in step.get("with", {})]
+        assert len(legs) == len(signing) == 3 and all(leg["evidence"] is want for leg in legs)
+        assert all(leg["sigstore"] == "public-good" for leg in legs)
+        assert all(("id-token" in job["permissions"]) is want for job in signing.values())
+
+
+def test_the_sigstore_key_routes_every_signing_job_to_a_trust_config_in_the_repository(cli, tree):
+    from clusterimg.yamlio import load
+
+    repo = tree()
+    (repo / "sigstore").mkdir()
+    (repo / "sigstore/trust.json").write_text("{}")
+    (repo / "clusterimage.yaml").write_text("repository: acme\nsigstore: sigstore/trust.json\n")
+    cli("workflows", "--repo", repo)
+    jobs = load((repo / WORKFLOW).read_text())["jobs"]
+    given = [step["with"]["sigstore"] for job in jobs.values() for step in job.get("steps", [])
+             if "sigstore" in step.get("with", {})]  # fmt: skip
+    assert given == ["sigstore/trust.json"] * 3
 
 
 def test_default_pins_are_current_majors_and_a_node20_pin_is_flagged(cli, tree, monkeypatch):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from . import release, yamlio
+from . import defaults, release, yamlio
 from .errors import ConfigError, UserError
 from .model import (
     BRANCH,
@@ -37,6 +37,7 @@ KEYS = {
     "registry", "repository", "apps_dir", "arches", "runners", "schedule", "action", "branches", "builder",
     "tools", "tls_verify", "check_images", "save_images", "keepalive", "lock_refresh", "github_repo", "secrets",
     "sealos_version", "buildah_version", "apps", "setup", "pull_requests", "comment_builds", "mirrors", "evidence",
+    "sigstore",
 }
 APP_KEYS = {"arches", "versions", "template", "build_args", "schedule"}
 MIRROR_KEYS = {"registry", "repository", "secrets", "tls_verify"}
@@ -73,6 +74,9 @@ def load(repo: Path, overrides: dict | None = None, *, check_tree: bool = True) 
         raise ConfigError(CONFIG_FILE, "apps_dir", config.apps_dir, "an existing directory in the repository")
     if check_tree and config.setup and not (repo / config.setup).is_file():
         raise ConfigError(CONFIG_FILE, "setup", config.setup, "an existing script in the repository")
+    if check_tree and config.sigstore != defaults.SIGSTORE and not (repo / config.sigstore).is_file():
+        expected = "public-good or a client trust config file in the repository"
+        raise ConfigError(CONFIG_FILE, "sigstore", config.sigstore, expected)
     return config
 
 
@@ -121,6 +125,8 @@ def parse(data: dict) -> Config:
     for key in ("tls_verify", "check_images", "save_images", "keepalive", "comment_builds", "evidence"):
         if key in data:
             kw[key] = c.boolean(key, data[key])
+    if data.get("sigstore") not in (None, defaults.SIGSTORE):
+        kw["sigstore"] = c.relative_path("sigstore", data["sigstore"])
     if "secrets" in data:
         secrets = c.mapping("secrets", data["secrets"])
         for key, value in secrets.items():

@@ -18,7 +18,8 @@ BUILDER: str = DATA["builder"]
 TOOLS: str = DATA["tools"]
 RETRIES: int = DATA["retries"]
 TLS_VERIFY: bool = DATA["tls_verify"]
-EVIDENCE: bool = DATA["evidence"]  # each build leg writes the SBOM of the image it pushed
+EVIDENCE: bool = DATA["evidence"]  # each build leg writes its SBOM and signs; each fan-in signs and reads back
+SIGSTORE: str = DATA["sigstore"]  # public-good, or the path of a client trust config of another instance
 REGISTRY: str = DATA["registry"]
 RUNNERS: dict[str, tuple[str, ...]] = {arch: tuple(labels) for arch, labels in DATA["runners"].items()}
 SEALOS_VERSION: str = DATA["sealos"]["version"]
@@ -60,7 +61,8 @@ def text(value: object) -> str:
 
 def action_inputs() -> dict[str, str]:
     """Action input name → its default: `tls_verify` is `tls-verify`, `sealos.url` is `sealos-url`."""
-    inputs = {key.replace("_", "-"): text(DATA[key]) for key in ("builder", "tools", "retries", "tls_verify", "evidence")}
+    inputs = {key.replace("_", "-"): text(DATA[key]) for key in ("builder", "tools", "retries", "tls_verify", "evidence",
+                                                                        "sigstore")}
     for tool in ("sealos", "buildah"):
         inputs.update({f"{tool}-{key}".replace("_", "-"): text(v) for key, v in DATA[tool].items()})
     return inputs

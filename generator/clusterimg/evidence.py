@@ -4,6 +4,10 @@ tag index), then found again and verified against this workflow's identity.
 
     python -m clusterimg.evidence sign REGISTRY/REPO@sha256:HEX [SBOM.json] < AUTH-FILE
     python -m clusterimg.evidence verify REGISTRY/REPO@sha256:HEX [--sbom] < AUTH-FILE
+    python -m clusterimg.evidence index REGISTRY/REPO@sha256:HEX TAG < AUTH-FILE
+
+`index` signs a published list, reads back the list and each arch image (with its SBOM), checks that TAG still names
+the list, and prints the step summary in Markdown.
 
 Runs in a venv that holds requirements/evidence.txt (sigstore); the OCI side is the standard library's. The GitHub
 identity comes from the runner's OIDC token (ACTIONS_ID_TOKEN_REQUEST_URL), the provenance from GITHUB_* env.
@@ -42,6 +46,7 @@ KINDS = {
 PREDICATE_ANNOTATION = "dev.sigstore.bundle.predicateType"
 COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"  # a path component of an OCI repository name
 SUBJECT = re.compile(rf"^([a-z0-9.-]+(?::[0-9]+)?)/({COMPONENT}(?:/{COMPONENT})*)@(sha256:[0-9a-f]{{64}})$")
+TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 GITHUB_ENV = ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_WORKFLOW_REF", "GITHUB_REF", "GITHUB_SHA",
               "GITHUB_RUN_ID", "GITHUB_RUN_ATTEMPT")  # fmt: skip
 
@@ -270,6 +275,16 @@ def sign(subject: Subject, kinds: dict[str, dict], trust) -> dict[str, bytes]:
 
 def verify(reg: Registry, subject: Subject, wanted: list[str], trust, env: dict) -> list[str]:
     """One line per kind of evidence found and verified; StepFailed naming what is missing or fails."""
+    where, found, detail = read_back(reg, subject, trust, env)
+    missing = [kind for kind in wanted if kind not in found]
+    if missing:
+        raise StepFailed(f"{subject.name}@{subject.digest}: no verified {', '.join(missing)} "
+                         f"for {identity(env)}: {detail}")  # fmt: skip
+    return [f"{kind} {found[kind]} ({where})" for kind in wanted]
+
+
+def read_back(reg: Registry, subject: Subject, trust, env: dict) -> tuple[str, dict[str, str], str]:
+    """(where the referrers were found, kind → referrer digest of each verified piece, what went wrong)."""
     from sigstore.errors import VerificationError
     from sigstore.models import Bundle
     from sigstore.verify import Verifier, policy
@@ -302,12 +317,83 @@ def verify(reg: Registry, subject: Subject, wanted: list[str], trust, env: dict)
         kind = next((k for k, t in KINDS.items() if t == statement.get("predicateType")), None)
         if payload_type == "application/vnd.in-toto+json" and kind and subject.digest[7:] in digests:
             found.setdefault(kind, entry["digest"])
-    missing = [kind for kind in wanted if kind not in found]
-    if missing:
-        detail = "; ".join(problems) or f"{len(listed)} referrer(s) found through the {where}"
-        raise StepFailed(f"{subject.name}@{subject.digest}: no verified {', '.join(missing)} "
-                         f"for {identity(env)}: {detail}")  # fmt: skip
-    return [f"{kind} {found[kind]} ({where})" for kind in wanted]
+    return where, found, "; ".join(problems) or f"{len(listed)} referrer(s) found through the {where}"
+
+
+def arches_of(reg: Registry, subject: Subject) -> list[tuple[str, Subject]]:
+    """(os/arch, subject) of each entry of the list; an entry without a real platform, such as the unknown/unknown
+    ones some builders add for attestations, fails."""
+    status, _, body = reg.manifest(subject.path, subject.digest)
+    if status != 200 or "sha256:" + hashlib.sha256(body).hexdigest() != subject.digest:
+        raise StepFailed(f"cannot read the list {subject.name}@{subject.digest}: HTTP {status}")
+    out = []
+    for entry in json.loads(body).get("manifests", []):
+        platform = entry.get("platform") or {}
+        name = f"{platform.get('os', 'unknown')}/{platform.get('architecture', 'unknown')}"
+        if "unknown" in name.split("/"):
+            raise StepFailed(f"{subject.name}@{subject.digest} lists an entry {entry.get('digest')} for {name}")
+        out.append((name, Subject(subject.host, subject.path, entry["digest"])))
+    if not out:
+        raise StepFailed(f"{subject.name}@{subject.digest} is not a list of arch images")
+    return out
+
+
+def tagged(reg: Registry, subject: Subject, tag: str) -> str:
+    status, headers, body = reg.manifest(subject.path, tag)
+    if status != 200:
+        raise StepFailed(f"cannot read {subject.name}:{tag}: HTTP {status}")
+    return headers.get("Docker-Content-Digest") or "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def index(reg: Registry, subject: Subject, tag: str, trust, env: dict) -> tuple[str, bool, list[str]]:
+    """Signs the list, then reads back it and each arch image: (the step summary, whether everything was found, what
+    was not)."""
+    if tagged(reg, subject, tag) != subject.digest:
+        raise StepFailed(f"{subject.name}:{tag} no longer names {subject.digest}")
+    arches = arches_of(reg, subject)
+    for kind, bundle in sign(subject, predicates(env, None), trust).items():
+        attach(reg, subject, bundle, KINDS[kind])
+    rows, problems, places = [], [], set()
+    for name, item, wanted in [("list", subject, ["signature", "provenance"]),
+                               *((n, s, list(KINDS)) for n, s in arches)]:  # fmt: skip
+        where, found, detail = read_back(reg, item, trust, env)
+        places.add(where)
+        missing = [kind for kind in wanted if kind not in found]
+        if missing:
+            problems.append(f"{name} {item.digest}: no verified {', '.join(missing)}: {detail}")
+        rows.append((name, item.digest, *("✅" if k in found else "❌" if k in wanted else "—" for k in KINDS)))
+    after = tagged(reg, subject, tag)
+    if after != subject.digest:
+        problems.append(f"{subject.name}:{tag} names {after} after attaching, not {subject.digest}")
+    return summary(subject, tag, rows, sorted(places), env), not problems, problems
+
+
+def summary(subject: Subject, tag: str, rows: list[tuple], places: list[str], env: dict) -> str:
+    """The step summary: what each digest carries, then the commands that check it."""
+    repo = env["GITHUB_REPOSITORY"]
+    workflow = f"{env['GITHUB_SERVER_URL']}/{env['GITHUB_WORKFLOW_REF'].split('@', 1)[0]}@"
+    who = (f"--certificate-identity-regexp '^{re.escape(workflow)}' "
+           f"--certificate-oidc-issuer {ISSUER}")  # fmt: skip
+    lines = [f"### Evidence on {subject.name}:{tag}", "", "| arch | digest | signature | provenance | SBOM |",
+             "| --- | --- | --- | --- | --- |", *(f"| {n} | `{d}` | {s} | {p} | {b} |" for n, d, s, p, b in rows), "",
+             f"Found through the {' and the '.join(places)}, each verified for `{identity(env)}`.", "",
+             "Check it yourself (any digest above; cosign 3 reads Sigstore bundles attached as OCI referrers):", "",
+             "```sh"]  # fmt: skip
+    for name, digest, *_ in rows:
+        ref = f"{subject.name}@{digest}"
+        lines += [f"gh attestation verify oci://{ref} --repo {repo} --bundle-from-oci",
+                  f"cosign verify {who} {ref}",
+                  f"cosign verify-attestation --type slsaprovenance1 {who} {ref}"]  # fmt: skip
+        if name != "list":
+            lines.append(f"cosign verify-attestation --type cyclonedx {who} {ref}")
+    lines += ["```", "",
+              "podman, CRI-O and skopeo (containers/image) read only cosign's legacy `.sig` signatures, which are not "
+              "written: a `sigstoreSigned` rule in `policy.json` rejects these images; check them with the commands "
+              "above before they are pulled."]  # fmt: skip
+    if os.environ.get("CIMG_SIGSTORE", "public-good") != "public-good":
+        lines += ["", "Signed with another Sigstore instance: give each command its trusted root "
+                      "(`--custom-trusted-root` for gh, `--trusted-root` for cosign)."]  # fmt: skip
+    return "\n".join(lines) + "\n"
 
 
 def registry(subject: Subject, auth_text: str) -> Registry:
@@ -317,22 +403,32 @@ def registry(subject: Subject, auth_text: str) -> Registry:
     return Registry(subject.host, settings, save.auths_from(auth_text))
 
 
-USAGE = "usage: python -m clusterimg.evidence sign SUBJECT [SBOM] | verify SUBJECT [--sbom]  < AUTH-FILE"
+USAGE = ("usage: python -m clusterimg.evidence sign SUBJECT [SBOM] | verify SUBJECT [--sbom] | index SUBJECT TAG"
+         "  < AUTH-FILE")
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) not in (2, 3) or argv[0] not in ("sign", "verify") or (argv[0] == "verify" and argv[2:] not in
-                                                                         ([], ["--sbom"])):  # fmt: skip
+    if len(argv) not in (2, 3) or argv[0] not in ("sign", "verify", "index") or (argv[0] == "verify" and argv[2:] not in
+                                                                                  ([], ["--sbom"])) or (  # fmt: skip
+            argv[0] == "index" and len(argv) != 3):
         print(USAGE, file=sys.stderr)
         return 2
     try:
         subject = parse_subject(argv[1])
         env = github_env(dict(os.environ))
         sbom = Path(argv[2]) if argv[0] == "sign" and len(argv) == 3 else None
+        if argv[0] == "index" and not TAG.fullmatch(argv[2]):
+            raise UserError(f"evidence: tag: {argv[2]!r}: expected an OCI tag")
         kinds = predicates(env, sbom)
         wanted = list(kinds) if argv[0] == "sign" else ["signature", "provenance"] + ["sbom"] * (argv[2:] == ["--sbom"])
         reg = registry(subject, sys.stdin.read())
         trust = trust_config()
+        if argv[0] == "index":
+            text, ok, problems = index(reg, subject, argv[2], trust, env)
+            print(text, end="")
+            if not ok:
+                raise StepFailed("; ".join(problems))
+            return 0
         if argv[0] == "sign":
             for kind, bundle in sign(subject, kinds, trust).items():
                 attach(reg, subject, bundle, KINDS[kind])

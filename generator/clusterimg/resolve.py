@@ -49,6 +49,8 @@ class Resolved:
     check_images: str
     save_images: str
     evidence: str
+    signs: bool  # build legs and fan-ins sign, so they get an OIDC token
+    sigstore: str
     keepalive: bool
     username_secret: str
     password_secret: str
@@ -101,6 +103,8 @@ def resolve(config: Config, plan: Plan, lock: Lock | None) -> Resolved:
         check_images=json.dumps(config.check_images),
         save_images=json.dumps(config.save_images),
         evidence=json.dumps(config.evidence),
+        signs=config.evidence,
+        sigstore=config.sigstore,
         keepalive=config.keepalive,
         username_secret=config.username_secret,
         password_secret=config.password_secret,

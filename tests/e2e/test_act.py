@@ -2,6 +2,12 @@
 
 Each test runs the workflow that `clusterimg-gen workflows` wrote for a repo made from examples/, whose `action:` is
 a copy of this repository. Skip locally with `pytest -m "not act"`; .ci/run always runs them.
+
+The examples' workflow signs (evidence on) with a loopback Sigstore and OIDC endpoint (tests/node/sigstore_loopback.mjs),
+routed there by the `sigstore:` key: the public Sigstore and GitHub's OIDC cannot be reached here. act sets no
+GITHUB_WORKFLOW_REF, so the runs are given the one GitHub would set. The signing steps use this test venv's sigstore
+(CIMG_EVIDENCE_PYTHON) instead of installing it per job; test_requirements.py covers that install. The fault and
+lineage repos set `evidence: false`: they test held-back lists, and signing would only slow them.
 """
 
 from __future__ import annotations
@@ -20,13 +26,26 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fake_github import FakeGitHub  # noqa: E402
-from helpers import KUBEFILE, copy_action, image_file, localize_embedded, tool, write_tree  # noqa: E402
+from helpers import (  # noqa: E402
+    CLAIMS,
+    GITHUB,
+    KUBEFILE,
+    copy_action,
+    image_file,
+    localize_embedded,
+    loopback_sigstore,
+    tool,
+    write_tree,
+)
 
 pytestmark = [pytest.mark.act, pytest.mark.e2e]
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ".github/workflows/clusterimage.yml"
 PLATFORMS = ["-P", "ubuntu-24.04=-self-hosted", "-P", "ubuntu-24.04-arm=-self-hosted"]
+REPO = "acme/x"
+WORKFLOW_REF = f"{REPO}/{WORKFLOW}@refs/heads/main"
+EVIDENCE = ROOT / "scripts" / "evidence.sh"
 
 
 def git(repo: Path, *args: str) -> str:
@@ -41,15 +60,27 @@ def act_bin():
 
 
 @pytest.fixture(scope="session")
-def user_repo(registry, public_registry, tmp_path_factory) -> Path:
+def sigstore(tmp_path_factory):
+    """(trust config, env): the loopback Sigstore, and what a job with id-token: write gets, pointed at it."""
+    claims = {**CLAIMS, "workflow_ref": WORKFLOW_REF, "job_workflow_ref": WORKFLOW_REF, "workflow": "cluster images"}
+    with loopback_sigstore(tmp_path_factory.mktemp("sigstore"), claims) as (trust, token_url, request_token):
+        yield trust, {"ACTIONS_ID_TOKEN_REQUEST_URL": token_url, "ACTIONS_ID_TOKEN_REQUEST_TOKEN": request_token,
+                      "GITHUB_REPOSITORY": REPO, "GITHUB_WORKFLOW_REF": WORKFLOW_REF,
+                      "CIMG_EVIDENCE_PYTHON": sys.executable}  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def user_repo(registry, public_registry, sigstore, tmp_path_factory) -> Path:
     """examples/ plus a copy of this repository as its action, with the workflow generated the way users get it."""
     repo = tmp_path_factory.mktemp("act") / "repo"
+    (repo / "sigstore").mkdir(parents=True)
+    shutil.copy(sigstore[0], repo / "sigstore/trust.json")
     shutil.copytree(ROOT / "examples" / "applications", repo / "applications")
     # The example's openebs is layered FROM its calico: point it at this test's registry.
     openebs = repo / "applications/openebs/v3.9.0/Kubefile"
     openebs.write_text(openebs.read_text().replace("docker.io/example/", f"{registry.host}/act/"))
     localize_embedded(repo, public_registry.host, tmp_path_factory.mktemp("upstream"))
-    return generated(repo, registry, "apps:\n  ingress-nginx:\n    versions: [v1.9.4]\n")
+    return generated(repo, registry, "sigstore: sigstore/trust.json\napps:\n  ingress-nginx:\n    versions: [v1.9.4]\n")
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +97,7 @@ def fault_repo(registry, tmp_path_factory) -> Path:
         ),
         "flaky.fail": "the arm64 runner is broken\n",
     })  # fmt: skip
-    return generated(repo, registry, "")
+    return generated(repo, registry, "evidence: false\n")
 
 
 @pytest.fixture(scope="session")
@@ -88,7 +119,7 @@ def lineage_repo(registry, tmp_path_factory) -> Path:
         "applications/brokenchild/v1/manifests/b.yaml": "kind: List\n",
         "lineage.fail": "the arm64 runner is broken\n",
     })  # fmt: skip
-    return generated(repo, registry, "")
+    return generated(repo, registry, "evidence: false\n")
 
 
 def generated(repo: Path, registry, apps: str) -> Path:
@@ -126,7 +157,7 @@ def github_api():
 
 
 @pytest.fixture
-def act(act_bin, user_repo, registry, public_registry, github_api, tmp_path):
+def act(act_bin, user_repo, registry, public_registry, github_api, sigstore, tmp_path):
     """Run one event through act; returns (exit code, combined output)."""
     secrets_file = tmp_path / "secrets.env"
     secrets_file.write_text(
@@ -137,7 +168,8 @@ def act(act_bin, user_repo, registry, public_registry, github_api, tmp_path):
             ) -> tuple[int, str]:
         cmd = [act_bin, event, "-W", WORKFLOW, "--secret-file", str(secrets_file), *PLATFORMS,
                "--env", f"GITHUB_API_URL={github_api.url}",
-               "--env", f"SSL_CERT_FILE={public_registry.ca_bundle}"]
+               "--env", f"SSL_CERT_FILE={public_registry.ca_bundle}",
+               *(arg for key, value in sigstore[1].items() for arg in ("--env", f"{key}={value}"))]
         if payload is not None:  # act ignores --input when given an event file
             event_file = tmp_path / "event.json"
             event_file.write_text(json.dumps(payload))
@@ -152,9 +184,11 @@ def act(act_bin, user_repo, registry, public_registry, github_api, tmp_path):
     return run
 
 
-def tags(registry, name: str) -> set[str]:
+def tags(registry, name: str, referrers: bool = False) -> set[str]:
+    """The image tags of act/name; with referrers, only the sha256-<hex> tags that list each digest's evidence."""
     proc = registry.skopeo("list-tags", f"docker://{registry.host}/act/{name}", check=False)
-    return set(json.loads(proc.stdout)["Tags"]) if proc.returncode == 0 else set()
+    found = set(json.loads(proc.stdout)["Tags"]) if proc.returncode == 0 else set()
+    return {tag for tag in found if tag.startswith("sha256-") is referrers}
 
 
 def platforms(registry, ref: str) -> list[str]:
@@ -203,7 +237,8 @@ def test_pull_request_builds_and_pushes_nothing(act, registry, user_repo):
     assert everything(registry) == before
 
 
-def test_dispatch_builds_one_app_version_for_both_arches_and_publishes_the_list(act, registry, public_registry):
+def test_dispatch_builds_one_app_version_for_both_arches_and_publishes_the_signed_list(act, registry, public_registry,
+                                                                                       sigstore):
     code, out = act("workflow_dispatch", inputs={"app": "calico", "version": "v3.26.1"})
     assert code == 0, out[-4000:]
     assert registry.password not in out
@@ -221,6 +256,32 @@ def test_dispatch_builds_one_app_version_for_both_arches_and_publishes_the_list(
         pushed = "sha256:" + hashlib.sha256(registry.raw(ref)).hexdigest()
         assert f"SBOM of {ref}@{pushed}" in out
         assert re.search(rf"wrote \S+/clusterimg-sbom/calico_v3\.26\.1-{arch}\.cdx\.json \(\d+ bytes\)", out)
+
+    # The list and each arch carry a verified signature and provenance, each arch its SBOM; attaching them left the
+    # list as the fan-in published it: the same digest, no unknown/unknown entry.
+    image = f"{registry.host}/act/calico"
+    index = "sha256:" + hashlib.sha256(registry.raw(f"{image}:v3.26.1")).hexdigest()
+    assert f"published {image}:v3.26.1@{index} (linux/amd64 linux/arm64)" in out
+    assert f"| list | `{index}` | ✅ | ✅ | — |" in out
+    assert read_back(registry, sigstore, f"{image}@{index}") == ["signature", "provenance"]
+    for arch in ("amd64", "arm64"):
+        digest = entry_digest(registry, f"{image}:v3.26.1", arch)
+        assert f"| linux/{arch} | `{digest}` | ✅ | ✅ | ✅ |" in out
+        assert read_back(registry, sigstore, f"{image}@{digest}", "--sbom") == ["signature", "provenance", "sbom"]
+    assert read_back(registry, sigstore, f"{image}@{index}", GITHUB_REPOSITORY="evil/fork") == []
+    # distribution 2.8 has no referrers API: one sha256-<hex> tag per digest lists its evidence.
+    digests = {index, *(entry_digest(registry, f"{image}:v3.26.1", arch) for arch in ("amd64", "arm64"))}
+    assert tags(registry, "calico", referrers=True) == {d.replace(":", "-") for d in digests}
+
+
+def read_back(registry, sigstore, subject: str, *args: str, **extra: str) -> list[str]:
+    """The kinds of evidence a consumer of this workflow's images finds verified (`evidence.sh verify`); [] if none."""
+    env = {**os.environ, **GITHUB, **sigstore[1], "CIMG_SIGSTORE": str(sigstore[0]), "CIMG_TLS_VERIFY": "false",
+           "CIMG_USERNAME": registry.username, "CIMG_PASSWORD": registry.password, **extra}  # fmt: skip
+    proc = subprocess.run([str(EVIDENCE), "verify", subject, *args], capture_output=True, text=True, env=env)
+    if proc.returncode:
+        return []
+    return [line.split()[1] for line in proc.stdout.splitlines() if not line.startswith("::")]
 
 
 def test_dispatch_of_a_version_config_does_not_list_builds_it_from_latest_in_a_copy(act, registry, user_repo):

@@ -167,3 +167,32 @@ def test_sigstore_oci_attaches_through_the_tag_fallback_and_the_read_back_finds_
     read = evidence("verify", f"{image}@{index}")
     assert read.returncode == 0, read.stderr
     assert "(referrers tag)" in read.stdout
+
+
+def test_the_fan_in_signs_the_list_reads_back_every_digest_and_writes_the_summary(evidence, registry, image, tmp_path):
+    raw, arches = pushed_list(registry, image, tmp_path)
+    index = "sha256:" + hashlib.sha256(raw).hexdigest()
+    summary = tmp_path / "summary.md"
+    # arm64 was signed without its SBOM: the fan-in signs the list, then fails naming what is missing.
+    evidence("sign", f"{image}@{arches['amd64']}", str(cyclonedx(tmp_path / "amd64.cdx.json", "amd64")))
+    evidence("sign", f"{image}@{arches['arm64']}")
+    partial = evidence("index", f"{image}@{index}", "v1", GITHUB_STEP_SUMMARY=str(summary))
+    assert partial.returncode == 1
+    assert f"linux/arm64 {arches['arm64']}: no verified sbom" in partial.stderr
+    assert f"| linux/arm64 | `{arches['arm64']}` | ✅ | ✅ | ❌ |" in summary.read_text()
+
+    evidence("sign", f"{image}@{arches['arm64']}", str(cyclonedx(tmp_path / "arm64.cdx.json", "arm64")))
+    summary.unlink()
+    done = evidence("index", f"{image}@{index}", "v1", GITHUB_STEP_SUMMARY=str(summary))
+    assert done.returncode == 0, done.stderr
+    assert registry.raw(f"{image}:v1") == raw
+    text = summary.read_text()
+    assert f"| list | `{index}` | ✅ | ✅ | — |" in text
+    for arch, digest in arches.items():
+        assert f"| linux/{arch} | `{digest}` | ✅ | ✅ | ✅ |" in text
+    who = ("--certificate-identity-regexp '^https://github\\.com/acme/x/\\.github/workflows/build\\.yml@' "
+           "--certificate-oidc-issuer https://token.actions.githubusercontent.com")
+    assert f"gh attestation verify oci://{image}@{index} --repo acme/x --bundle-from-oci" in text
+    assert f"cosign verify {who} {image}@{index}" in text
+    assert f"cosign verify-attestation --type cyclonedx {who} {image}@{arches['arm64']}" in text
+    assert "legacy `.sig` signatures, which are not written" in text
