@@ -169,8 +169,10 @@ def leg(action: Path, context: Path, image: str, host: str, user: str, password:
     """Run the build action's steps as action.yml does; returns each script's seconds."""
     arch = ARCH
     base = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CIMG_", "RUNNER_", "REGISTRY_"))}
+    # The interpreter itself, as a runner's python3 is: a version manager's shim would add its own start-up to each
+    # module the scripts run.
     base |= {"PATH": f"{bindir}:{os.environ['PATH']}", "GITHUB_ACTIONS": "true", "RUNNER_TEMP": str(temp),
-             "CIMG_ACTION_PATH": str(action)}
+             "CIMG_ACTION_PATH": str(action), "CIMG_PYTHON": os.path.realpath(sys.executable)}
     login = {"CIMG_REGISTRY": host, "CIMG_USERNAME": user, "CIMG_PASSWORD": password}
     times: dict[str, float] = {}
 

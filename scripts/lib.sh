@@ -162,13 +162,19 @@ pkg_root() {
   if [[ -d $here/generator/clusterimg ]]; then printf '%s\n' "$here/generator"; else (cd "$here/../.." && pwd); fi
 }
 
-# Settings the caller left unset take their defaults from the package's data file, the one the action's inputs take
-# theirs from. The action sets the main ones, so this runs at start only for a script started by hand.
+# Settings the caller left unset take their defaults from the package's data file, defaults.json, the file the action
+# inputs' defaults follow. Its top-level scalars are read here without Python (the suite holds this reading to the
+# package's), for the settings a script reads: CIMG_<KEY>.
 load_defaults() {
-  local defaults
-  defaults=$(env -i PATH="$PATH" PYTHONPATH="$(pkg_root)" "${CIMG_PYTHON:-python3}" -m clusterimg.defaults) ||
-    die "cannot read the defaults of clusterimg-gen"
-  eval "$defaults"
+  local line name value
+  while IFS= read -r line; do
+    [[ $line =~ ^\ \ \"([a-z_]+)\":\ \"?([^\",]*)\"?,?$ ]] || continue
+    name=CIMG_${BASH_REMATCH[1]^^} value=${BASH_REMATCH[2]}
+    case $name in CIMG_BUILDER | CIMG_TOOLS | CIMG_RETRIES | CIMG_TLS_VERIFY | CIMG_RETRY_DELAY | CIMG_RETRY_MAX_DELAY) ;;
+    *) continue ;;
+    esac
+    if [[ -z ${!name:-} ]]; then export "$name=$value"; fi
+  done <"$(pkg_root)/clusterimg/defaults.json" || die "cannot read the defaults of clusterimg-gen"
 }
 if [[ -z ${CIMG_BUILDER:-} || -z ${CIMG_TOOLS:-} || -z ${CIMG_RETRIES:-} || -z ${CIMG_TLS_VERIFY:-} ]]; then
   load_defaults

@@ -15,11 +15,24 @@ def bash(script: str, env: dict[str, str]) -> subprocess.CompletedProcess:
                           env={"PATH": os.environ["PATH"], **env})
 
 
-def test_a_script_started_without_settings_takes_the_data_files():
-    proc = bash('echo "$CIMG_BUILDER $CIMG_TOOLS $CIMG_RETRIES $CIMG_TLS_VERIFY"', {})
+@pytest.mark.parametrize("stamped", [False, True], ids=["package", "vendored-copy"])
+def test_a_script_started_without_settings_takes_the_data_files(stamped, tmp_path):
+    """lib.sh reads defaults.json without Python; each setting it fills must equal the package's reading."""
+    names = list(defaults.SCRIPT_SETTINGS)
+    script = 'load_defaults; echo ' + " ".join(f'"${name}"' for name in names)
+    if stamped:  # the vendored copy's file starts with its header as a JSON key, and is re-indented
+        from clusterimg.header import stamp
+        from helpers import copy_action
+
+        copy_action(tmp_path)
+        path = tmp_path / "generator/clusterimg/defaults.json"
+        path.write_text(stamp("generator/clusterimg/defaults.json", path.read_text(), "clusterimg-gen workflows"))
+        proc = subprocess.run(["bash", "-c", f'source "{tmp_path}/scripts/lib.sh"; {script}'], capture_output=True,
+                              text=True, env={"PATH": os.environ["PATH"]})
+    else:
+        proc = bash(script, {})
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == [defaults.text(v) for v in (defaults.BUILDER, defaults.TOOLS, defaults.RETRIES,
-                                                              defaults.TLS_VERIFY)]
+    assert proc.stdout.split() == [defaults.text(v) for v in defaults.SCRIPT_SETTINGS.values()]
     proc = bash('echo "$CIMG_BUILDER $CIMG_TLS_VERIFY"', {"CIMG_BUILDER": "buildah", "CIMG_TLS_VERIFY": "false"})
     assert proc.stdout.split() == ["buildah", "false"]
 

@@ -1,14 +1,13 @@
 """Every default the package, the action files and the scripts share, read from the one data file beside this module.
 
-The action.yml inputs that carry a default are checked against `action_inputs()` in the test suite; the scripts fill
-any setting left unset from `python3 -m clusterimg.defaults` (standard library only).
+The action.yml inputs that carry a default are checked against `action_inputs()` in the test suite; the scripts' lib.sh
+reads the file's top-level scalars itself to fill the settings in SCRIPT_SETTINGS that a caller left unset.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,13 +75,3 @@ def fill(template: str, version: str, arch: str) -> str:
 def asset(template: str, version: str, arch: str) -> str:
     """The release asset name a download URL template names."""
     return fill(template, version, arch).rpartition("/")[2]
-
-
-def main() -> None:
-    # Shell assignments for the settings a script's caller left unset.
-    for name, value in SCRIPT_SETTINGS.items():
-        print(f': "${{{name}:={shlex.quote(text(value))}}}"')
-
-
-if __name__ == "__main__":
-    main()
