@@ -170,7 +170,8 @@ load_defaults() {
   while IFS= read -r line; do
     [[ $line =~ ^\ \ \"([a-z_]+)\":\ \"?([^\",]*)\"?,?$ ]] || continue
     name=CIMG_${BASH_REMATCH[1]^^} value=${BASH_REMATCH[2]}
-    case $name in CIMG_BUILDER | CIMG_TOOLS | CIMG_RETRIES | CIMG_TLS_VERIFY | CIMG_RETRY_DELAY | CIMG_RETRY_MAX_DELAY) ;;
+    case $name in
+    CIMG_BUILDER | CIMG_TOOLS | CIMG_RETRIES | CIMG_TLS_VERIFY | CIMG_RETRY_DELAY | CIMG_RETRY_MAX_DELAY | CIMG_SAVE_PARALLEL) ;;
     *) continue ;;
     esac
     if [[ -z ${!name:-} ]]; then export "$name=$value"; fi

@@ -11,7 +11,8 @@ arch=${CIMG_ARCH:-}
 arch_ok "$arch"
 [[ -d $context ]] || die "context '$context' is not a directory"
 context=$(cd "$context" && pwd)
-parallel=${CIMG_SAVE_PARALLEL:-16}
+if [[ -z ${CIMG_SAVE_PARALLEL:-} ]]; then load_defaults; fi
+parallel=$CIMG_SAVE_PARALLEL
 [[ $parallel =~ ^[1-9][0-9]*$ ]] || die "CIMG_SAVE_PARALLEL must be a positive integer, got '$parallel'"
 
 # Most contexts embed nothing; they need no Python, no registry and no network.

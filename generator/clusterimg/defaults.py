@@ -26,7 +26,8 @@ BUILDAH_VERSION: str = DATA["buildah"]["version"]  # the labring release tag tha
 
 # What each script setting is called; every script reads CIMG_<NAME>.
 SCRIPT_SETTINGS = {"CIMG_BUILDER": BUILDER, "CIMG_TOOLS": TOOLS, "CIMG_RETRIES": RETRIES, "CIMG_TLS_VERIFY": TLS_VERIFY,
-                   "CIMG_RETRY_DELAY": DATA["retry_delay"], "CIMG_RETRY_MAX_DELAY": DATA["retry_max_delay"]}
+                   "CIMG_RETRY_DELAY": DATA["retry_delay"], "CIMG_RETRY_MAX_DELAY": DATA["retry_max_delay"],
+                   "CIMG_SAVE_PARALLEL": DATA["save_parallel"]}  # images (and blobs) the save step fetches at a time
 
 
 def retry_delay(attempt: int) -> float:

@@ -375,7 +375,7 @@ def settings_from_env(arch: str, own: str) -> Settings:
     """The scripts' settings, which lib.sh has already checked."""
     env = os.environ.get
     return Settings(arch, own, env("CIMG_TLS_VERIFY", defaults.text(defaults.TLS_VERIFY)) != "false",
-                    int(env("CIMG_SAVE_PARALLEL", "16")), int(env("CIMG_RETRIES", str(defaults.RETRIES))),
+                    int(env("CIMG_SAVE_PARALLEL", str(defaults.DATA["save_parallel"]))), int(env("CIMG_RETRIES", str(defaults.RETRIES))),
                     int(env("CIMG_NET_TIMEOUT", "300")))  # fmt: skip
 
 
