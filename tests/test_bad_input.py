@@ -39,6 +39,9 @@ CASES = {
     "evidence-not-bool": (
         "repository: acme\nevidence: 'yes'\n", "clusterimage.yaml: evidence: 'yes': expected true or false"
     ),
+    "legacy-signatures-not-bool": (
+        "repository: acme\nlegacy_signatures: 1\n", "clusterimage.yaml: legacy_signatures: '1': expected true or false"
+    ),
     "sigstore-absolute": ("repository: acme\nsigstore: /etc/trust.json\n", "clusterimage.yaml: sigstore: '/etc/trust.json'"),
     "sigstore-missing": (
         "repository: acme\nsigstore: trust.json\n",

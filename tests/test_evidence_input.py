@@ -64,3 +64,9 @@ def test_an_arch_gets_an_sbom_and_the_index_does_not(tmp_path):
     env = evidence.github_env(GITHUB)
     assert list(evidence.predicates(env, sbom)) == ["signature", "provenance", "sbom"]
     assert list(evidence.predicates(env, None)) == ["signature", "provenance"]
+
+
+def test_legacy_signatures_other_than_true_or_false_exit_2():
+    proc = run("sign", SUBJECT, **GITHUB, CIMG_LEGACY_SIGNATURES="yes")
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == ["error: evidence: CIMG_LEGACY_SIGNATURES: 'yes': expected true or false"]

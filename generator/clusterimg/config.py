@@ -37,7 +37,7 @@ KEYS = {
     "registry", "repository", "apps_dir", "arches", "runners", "schedule", "action", "branches", "builder",
     "tools", "tls_verify", "check_images", "save_images", "keepalive", "lock_refresh", "github_repo", "secrets",
     "sealos_version", "buildah_version", "apps", "setup", "pull_requests", "comment_builds", "mirrors", "evidence",
-    "sigstore",
+    "sigstore", "legacy_signatures",
 }
 APP_KEYS = {"arches", "versions", "template", "build_args", "schedule"}
 MIRROR_KEYS = {"registry", "repository", "secrets", "tls_verify"}
@@ -122,7 +122,8 @@ def parse(data: dict) -> Config:
         kw["github_repo"] = c.match("github_repo", data["github_repo"], GITHUB_REPO, "OWNER/NAME of the GitHub repository")
     if "lock_refresh" in data:
         kw["lock_refresh"] = c.schedule("lock_refresh", data["lock_refresh"])
-    for key in ("tls_verify", "check_images", "save_images", "keepalive", "comment_builds", "evidence"):
+    for key in ("tls_verify", "check_images", "save_images", "keepalive", "comment_builds", "evidence",
+                "legacy_signatures"):
         if key in data:
             kw[key] = c.boolean(key, data[key])
     if data.get("sigstore") not in (None, defaults.SIGSTORE):

@@ -19,6 +19,7 @@ RETRIES: int = DATA["retries"]
 TLS_VERIFY: bool = DATA["tls_verify"]
 EVIDENCE: bool = DATA["evidence"]  # each build leg writes its SBOM and signs; each fan-in signs and reads back
 SIGSTORE: str = DATA["sigstore"]  # public-good, or the path of a client trust config of another instance
+LEGACY_SIGNATURES: bool = DATA["legacy_signatures"]  # each signing step also writes cosign's sha256-<hex>.sig
 REGISTRY: str = DATA["registry"]
 RUNNERS: dict[str, tuple[str, ...]] = {arch: tuple(labels) for arch, labels in DATA["runners"].items()}
 SEALOS_VERSION: str = DATA["sealos"]["version"]
@@ -62,7 +63,7 @@ def text(value: object) -> str:
 def action_inputs() -> dict[str, str]:
     """Action input name → its default: `tls_verify` is `tls-verify`, `sealos.url` is `sealos-url`."""
     inputs = {key.replace("_", "-"): text(DATA[key]) for key in ("builder", "tools", "retries", "tls_verify", "evidence",
-                                                                        "sigstore")}
+                                                                        "sigstore", "legacy_signatures")}
     for tool in ("sealos", "buildah"):
         inputs.update({f"{tool}-{key}".replace("_", "-"): text(v) for key, v in DATA[tool].items()})
     return inputs

@@ -7,7 +7,8 @@ tag index), then found again and verified against this workflow's identity.
     python -m clusterimg.evidence index REGISTRY/REPO@sha256:HEX TAG < AUTH-FILE
 
 `index` signs a published list, reads back the list and each arch image (with its SBOM), checks that TAG still names
-the list, and prints the step summary in Markdown.
+the list, and prints the step summary in Markdown. With CIMG_LEGACY_SIGNATURES=true, `sign` and `index` also write
+cosign's legacy signature, the sha256-<hex>.sig tag, which podman and CRI-O read.
 
 Runs in a venv that holds requirements/evidence.txt (sigstore); the OCI side is the standard library's. The GitHub
 identity comes from the runner's OIDC token (ACTIONS_ID_TOKEN_REQUEST_URL), the provenance from GITHUB_* env.
@@ -44,6 +45,14 @@ KINDS = {
     "sbom": "https://cyclonedx.org/bom",
 }
 PREDICATE_ANNOTATION = "dev.sigstore.bundle.predicateType"
+# cosign's legacy signature (sigstore/cosign pkg/types, pkg/oci/static): an image tagged sha256-<hex>.sig whose layers
+# are simple-signing payloads, each carrying its signature, certificate, chain and Rekor bundle as annotations.
+SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
+CERTIFICATE_ANNOTATION = "dev.sigstore.cosign/certificate"
+CHAIN_ANNOTATION = "dev.sigstore.cosign/chain"
+BUNDLE_ANNOTATION = "dev.sigstore.cosign/bundle"
 COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"  # a path component of an OCI repository name
 SUBJECT = re.compile(rf"^([a-z0-9.-]+(?::[0-9]+)?)/({COMPONENT}(?:/{COMPONENT})*)@(sha256:[0-9a-f]{{64}})$")
 TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
@@ -254,8 +263,9 @@ def trust_config():
                         f"JSON file ({exc})") from None  # fmt: skip
 
 
-def sign(subject: Subject, kinds: dict[str, dict], trust) -> dict[str, bytes]:
-    """kind → Sigstore bundle of an in-toto statement about the subject, signed with the runner's OIDC identity."""
+def sign(subject: Subject, kinds: dict[str, dict], trust, legacy: bool = False) -> dict[str, bytes]:
+    """kind → Sigstore bundle of an in-toto statement about the subject, signed with the runner's OIDC identity; with
+    `legacy`, also "legacy" → the bundle of a message signature over simple_signing(subject)."""
     from sigstore.dsse import DigestSet, StatementBuilder
     from sigstore.dsse import Subject as InTotoSubject
     from sigstore.oidc import IdentityToken, detect_credential
@@ -270,7 +280,85 @@ def sign(subject: Subject, kinds: dict[str, dict], trust) -> dict[str, bytes]:
         for kind, predicate in kinds.items():
             statement = StatementBuilder().subjects([about]).predicate_type(KINDS[kind]).predicate(predicate).build()
             out[kind] = signer.sign_dsse(statement).to_json().encode()
+        if legacy:
+            out["legacy"] = signer.sign_artifact(simple_signing(subject)).to_json().encode()
     return out
+
+
+def simple_signing(subject: Subject) -> bytes:
+    """The payload cosign signs for an image, byte for byte as its Go encoder writes it."""
+    return json.dumps({"critical": {"identity": {"docker-reference": subject.name},
+                                    "image": {"docker-manifest-digest": subject.digest},
+                                    "type": "cosign container image signature"}, "optional": None},
+                      separators=(",", ":")).encode()  # fmt: skip
+
+
+def legacy_layer(subject: Subject, bundle: bytes, trust) -> dict:
+    """The .sig layer descriptor of a message signature's Sigstore bundle, annotated as cosign annotates it."""
+    import base64
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    doc = json.loads(bundle)
+    material, entry = doc["verificationMaterial"], doc["verificationMaterial"]["tlogEntries"][0]
+    der = base64.b64decode(material["certificate"]["rawBytes"])
+    chain, issuer = [], x509.load_der_x509_certificate(der).issuer
+    cas = {ca.subject: ca for ca in trust.trusted_root.get_fulcio_certs()}
+    while issuer in cas and cas[issuer] not in chain:
+        chain.append(cas[issuer])
+        issuer = cas[issuer].issuer
+    rekor = {"SignedEntryTimestamp": entry["inclusionPromise"]["signedEntryTimestamp"],
+             "Payload": {"body": entry["canonicalizedBody"], "integratedTime": int(entry["integratedTime"]),
+                         "logIndex": int(entry["logIndex"]),
+                         "logID": base64.b64decode(entry["logId"]["keyId"]).hex()}}  # fmt: skip
+    return descriptor(SIMPLE_SIGNING, simple_signing(subject), annotations={
+        SIGNATURE_ANNOTATION: doc["messageSignature"]["signature"],
+        CERTIFICATE_ANNOTATION: ssl.DER_cert_to_PEM_cert(der),
+        CHAIN_ANNOTATION: "".join(ssl.DER_cert_to_PEM_cert(c.public_bytes(Encoding.DER)) for c in chain),
+        BUNDLE_ANNOTATION: json.dumps(rekor, separators=(",", ":")),
+    })  # fmt: skip
+
+
+def write_legacy(reg: Registry, subject: Subject, bundle: bytes, trust) -> str:
+    """Adds the signature as a layer of the sha256-<hex>.sig image, as cosign does: read, changed and written back
+    (guarded by the ETag where the registry gives one), so other signatures there stay. Returns the tag."""
+    layer = legacy_layer(subject, bundle, trust)
+    tag = subject.digest.replace(":", "-") + ".sig"
+    status, headers, body = reg.manifest(subject.path, tag)
+    if status == 404:
+        layers, etag = [], None
+    elif status == 200:
+        layers, etag = json.loads(body).get("layers", []), headers.get("ETag")
+    else:
+        raise StepFailed(f"cannot read the signature tag {subject.name}:{tag}: HTTP {status}")
+    layers.append(layer)
+    reg.put_blob(subject.path, simple_signing(subject))
+    config = canonical({"architecture": "", "config": {}, "created": "0001-01-01T00:00:00Z", "os": "",
+                        "rootfs": {"type": "layers", "diff_ids": [x["digest"] for x in layers]}})  # fmt: skip
+    reg.put_blob(subject.path, config)
+    manifest = canonical({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": descriptor(OCI_CONFIG, config),
+                          "layers": layers})  # fmt: skip
+    extra = {"If-Match": etag} if etag else {}
+    reg.expect(201, reg.send("PUT", subject.path, f"manifests/{tag}", manifest,
+                             {"Content-Type": OCI_MANIFEST, **extra}), f"push of the signature {subject.name}:{tag}")  # fmt: skip
+    return tag
+
+
+def legacy_enabled() -> bool:
+    chosen = os.environ.get("CIMG_LEGACY_SIGNATURES", "false")
+    if chosen not in ("true", "false"):
+        raise UserError(f"evidence: CIMG_LEGACY_SIGNATURES: {chosen!r}: expected true or false")
+    return chosen == "true"
+
+
+def sign_and_attach(reg: Registry, subject: Subject, kinds: dict[str, dict], trust, legacy: bool) -> None:
+    for kind, bundle in sign(subject, kinds, trust, legacy).items():
+        if kind == "legacy":
+            write_legacy(reg, subject, bundle, trust)
+        else:
+            attach(reg, subject, bundle, KINDS[kind])
 
 
 def verify(reg: Registry, subject: Subject, wanted: list[str], trust, env: dict) -> list[str]:
@@ -345,14 +433,14 @@ def tagged(reg: Registry, subject: Subject, tag: str) -> str:
     return headers.get("Docker-Content-Digest") or "sha256:" + hashlib.sha256(body).hexdigest()
 
 
-def index(reg: Registry, subject: Subject, tag: str, trust, env: dict) -> tuple[str, bool, list[str]]:
+def index(reg: Registry, subject: Subject, tag: str, trust, env: dict,
+          legacy: bool = False) -> tuple[str, bool, list[str]]:
     """Signs the list, then reads back it and each arch image: (the step summary, whether everything was found, what
     was not)."""
     if tagged(reg, subject, tag) != subject.digest:
         raise StepFailed(f"{subject.name}:{tag} no longer names {subject.digest}")
     arches = arches_of(reg, subject)
-    for kind, bundle in sign(subject, predicates(env, None), trust).items():
-        attach(reg, subject, bundle, KINDS[kind])
+    sign_and_attach(reg, subject, predicates(env, None), trust, legacy)
     rows, problems, places = [], [], set()
     for name, item, wanted in [("list", subject, ["signature", "provenance"]),
                                *((n, s, list(KINDS)) for n, s in arches)]:  # fmt: skip
@@ -365,10 +453,10 @@ def index(reg: Registry, subject: Subject, tag: str, trust, env: dict) -> tuple[
     after = tagged(reg, subject, tag)
     if after != subject.digest:
         problems.append(f"{subject.name}:{tag} names {after} after attaching, not {subject.digest}")
-    return summary(subject, tag, rows, sorted(places), env), not problems, problems
+    return summary(subject, tag, rows, sorted(places), env, legacy), not problems, problems
 
 
-def summary(subject: Subject, tag: str, rows: list[tuple], places: list[str], env: dict) -> str:
+def summary(subject: Subject, tag: str, rows: list[tuple], places: list[str], env: dict, legacy: bool) -> str:
     """The step summary: what each digest carries, then the commands that check it."""
     repo = env["GITHUB_REPOSITORY"]
     workflow = f"{env['GITHUB_SERVER_URL']}/{env['GITHUB_WORKFLOW_REF'].split('@', 1)[0]}@"
@@ -386,10 +474,15 @@ def summary(subject: Subject, tag: str, rows: list[tuple], places: list[str], en
                   f"cosign verify-attestation --type slsaprovenance1 {who} {ref}"]  # fmt: skip
         if name != "list":
             lines.append(f"cosign verify-attestation --type cyclonedx {who} {ref}")
-    lines += ["```", "",
-              "podman, CRI-O and skopeo (containers/image) read only cosign's legacy `.sig` signatures, which are not "
-              "written: a `sigstoreSigned` rule in `policy.json` rejects these images; check them with the commands "
-              "above before they are pulled."]  # fmt: skip
+    lines += ["```", ""]
+    if legacy:
+        lines.append("podman, CRI-O and skopeo (containers/image) read cosign's legacy `.sig` signatures, written for "
+                     "each digest above: a `sigstoreSigned` rule in `policy.json` with `signedIdentity: "
+                     "matchRepository` checks them.")  # fmt: skip
+    else:
+        lines.append("podman, CRI-O and skopeo (containers/image) read only cosign's legacy `.sig` signatures, which are "
+                     "not written (the config key legacy_signatures turns them on): a `sigstoreSigned` rule in "
+                     "`policy.json` rejects these images; check them with the commands above before they are pulled.")  # fmt: skip
     if os.environ.get("CIMG_SIGSTORE", "public-good") != "public-good":
         lines += ["", "Signed with another Sigstore instance: give each command its trusted root "
                       "(`--custom-trusted-root` for gh, `--trusted-root` for cosign)."]  # fmt: skip
@@ -421,17 +514,17 @@ def main(argv: list[str]) -> int:
             raise UserError(f"evidence: tag: {argv[2]!r}: expected an OCI tag")
         kinds = predicates(env, sbom)
         wanted = list(kinds) if argv[0] == "sign" else ["signature", "provenance"] + ["sbom"] * (argv[2:] == ["--sbom"])
+        legacy = legacy_enabled()
         reg = registry(subject, sys.stdin.read())
         trust = trust_config()
         if argv[0] == "index":
-            text, ok, problems = index(reg, subject, argv[2], trust, env)
+            text, ok, problems = index(reg, subject, argv[2], trust, env, legacy)
             print(text, end="")
             if not ok:
                 raise StepFailed("; ".join(problems))
             return 0
         if argv[0] == "sign":
-            for kind, bundle in sign(subject, kinds, trust).items():
-                attach(reg, subject, bundle, KINDS[kind])
+            sign_and_attach(reg, subject, kinds, trust, legacy)
         for line in verify(reg, subject, wanted, trust, env):
             print(f"{subject.name}@{subject.digest} {line}")
     except FatalError as exc:

@@ -161,6 +161,7 @@ class Config:
     save_images: bool = True  # the build leg saves the embedded images into <context>/registry before building
     evidence: bool = defaults.EVIDENCE
     sigstore: str = defaults.SIGSTORE  # public-good, or a repo-relative client trust config
+    legacy_signatures: bool = defaults.LEGACY_SIGNATURES
     github_repo: str | None = None  # OWNER/NAME for `dispatch`; default: the git remote origin
     lock_refresh: str | None = None  # cron of the optional workflow that refreshes clusterimage.lock through a PR
     keepalive: bool = True  # scheduled runs re-enable the workflow before GitHub's 60-day inactivity cut-off

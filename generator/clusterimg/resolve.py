@@ -51,6 +51,7 @@ class Resolved:
     evidence: str
     signs: bool  # build legs and fan-ins sign, so they get an OIDC token
     sigstore: str
+    legacy_signatures: str
     keepalive: bool
     username_secret: str
     password_secret: str
@@ -105,6 +106,7 @@ def resolve(config: Config, plan: Plan, lock: Lock | None) -> Resolved:
         evidence=json.dumps(config.evidence),
         signs=config.evidence,
         sigstore=config.sigstore,
+        legacy_signatures=json.dumps(config.legacy_signatures),
         keepalive=config.keepalive,
         username_secret=config.username_secret,
         password_secret=config.password_secret,

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import CLAIMS, GITHUB, REPO, ROOT, loopback_sigstore, push_two_arch
+from helpers import CLAIMS, GITHUB, REPO, ROOT, WORKFLOW, loopback_sigstore, push_two_arch
 
 pytestmark = pytest.mark.e2e
 
 NODE_DIR = ROOT / "tests" / "node"
 EVIDENCE = ROOT / "scripts" / "evidence.sh"
+ISSUER = "https://token.actions.githubusercontent.com"
 EVIL = {"GITHUB_REPOSITORY": "evil/fork", "GITHUB_WORKFLOW_REF": "evil/fork/.github/workflows/build.yml@refs/heads/main"}
 
 
@@ -196,3 +197,82 @@ def test_the_fan_in_signs_the_list_reads_back_every_digest_and_writes_the_summar
     assert f"cosign verify {who} {image}@{index}" in text
     assert f"cosign verify-attestation --type cyclonedx {who} {image}@{arches['arm64']}" in text
     assert "legacy `.sig` signatures, which are not written" in text
+
+
+def blob(registry, name: str, digest: str) -> bytes:
+    host, path = name.split("/", 1)
+    basic = base64.b64encode(f"{registry.username}:{registry.password}".encode()).decode()
+    request = urllib.request.Request(f"http://{host}/v2/{path}/blobs/{digest}",
+                                     headers={"Authorization": f"Basic {basic}"})  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return answer.read()
+
+
+def check_legacy_signature(registry, sigstore, image: str, digest: str) -> int:
+    """Checks each layer of IMAGE:sha256-<hex>.sig the way cosign's verifier reads it; returns the number of layers."""
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    manifest = json.loads(registry.raw(f"{image}:{digest.replace(':', '-')}.sig"))
+    assert manifest["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    expected = ('{"critical":{"identity":{"docker-reference":"%s"},"image":{"docker-manifest-digest":"%s"},'
+                '"type":"cosign container image signature"},"optional":null}' % (image, digest)).encode()  # fmt: skip
+    trust = json.loads(sigstore.trust_config.read_text())["trustedRoot"]
+    rekor_key = serialization.load_der_public_key(base64.b64decode(trust["tlogs"][0]["publicKey"]["rawBytes"]))
+    for layer in manifest["layers"]:
+        assert layer["mediaType"] == "application/vnd.dev.cosign.simplesigning.v1+json"
+        payload = blob(registry, image, layer["digest"])
+        assert payload == expected
+        notes = layer["annotations"]
+        assert set(notes) == {"dev.cosignproject.cosign/signature", "dev.sigstore.cosign/certificate",
+                              "dev.sigstore.cosign/chain", "dev.sigstore.cosign/bundle"}  # fmt: skip
+        cert = x509.load_pem_x509_certificate(notes["dev.sigstore.cosign/certificate"].encode())
+        signature = base64.b64decode(notes["dev.cosignproject.cosign/signature"])
+        cert.public_key().verify(signature, payload, ec.ECDSA(hashes.SHA256()))  # raises if it does not verify
+        with pytest.raises(InvalidSignature):
+            cert.public_key().verify(signature, payload.replace(b"sha256:", b"sha256:0"), ec.ECDSA(hashes.SHA256()))
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert san.get_values_for_type(x509.UniformResourceIdentifier) == [f"https://github.com/{WORKFLOW}"]
+        issuer = cert.extensions.get_extension_for_oid(x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.8")).value.value
+        assert issuer == b"\x0c" + bytes([len(ISSUER)]) + ISSUER.encode()  # a DER UTF8String
+        chain = x509.load_pem_x509_certificates(notes["dev.sigstore.cosign/chain"].encode())
+        cert.verify_directly_issued_by(chain[0])
+        rekor = json.loads(notes["dev.sigstore.cosign/bundle"])
+        assert set(rekor) == {"SignedEntryTimestamp", "Payload"}
+        assert set(rekor["Payload"]) == {"body", "integratedTime", "logIndex", "logID"}
+        entry = json.loads(base64.b64decode(rekor["Payload"]["body"]))
+        assert entry["kind"] == "hashedrekord"
+        assert entry["spec"]["data"]["hash"]["value"] == hashlib.sha256(payload).hexdigest()
+        assert entry["spec"]["signature"]["content"] == notes["dev.cosignproject.cosign/signature"]
+        # The SET: Rekor's signature over the entry, which cosign checks offline.
+        signed = json.dumps(rekor["Payload"], sort_keys=True, separators=(",", ":")).encode()
+        rekor_key.verify(base64.b64decode(rekor["SignedEntryTimestamp"]), signed, ec.ECDSA(hashes.SHA256()))
+    return len(manifest["layers"])
+
+
+def test_legacy_sig_signatures_verify_with_cryptography_as_cosign_reads_them_cosign_and_podman_not_run_here(
+    evidence, sigstore, registry, image, tmp_path
+):
+    """With CIMG_LEGACY_SIGNATURES=true, each signing step also writes cosign's sha256-<hex>.sig; cosign and podman
+    cannot be installed here, so the signature is checked with `cryptography` as their verifiers check it."""
+    raw, arches = pushed_list(registry, image, tmp_path)
+    index = "sha256:" + hashlib.sha256(raw).hexdigest()
+    for arch, digest in arches.items():
+        sbom = str(cyclonedx(tmp_path / f"{arch}.cdx.json", arch))
+        signed = evidence("sign", f"{image}@{digest}", sbom, CIMG_LEGACY_SIGNATURES=str(arch == "amd64").lower())
+        assert signed.returncode == 0, signed.stderr
+    # A second signature on the same digest is added to the .sig image, not put in place of the first.
+    again = evidence("sign", f"{image}@{arches['amd64']}", CIMG_LEGACY_SIGNATURES="true")
+    assert again.returncode == 0, again.stderr
+    summary = tmp_path / "summary.md"
+    done = evidence("index", f"{image}@{index}", "v1", GITHUB_STEP_SUMMARY=str(summary), CIMG_LEGACY_SIGNATURES="true")
+    assert done.returncode == 0, done.stderr
+
+    assert check_legacy_signature(registry, sigstore, image, arches["amd64"]) == 2
+    assert check_legacy_signature(registry, sigstore, image, index) == 1
+    assert not registry.has(f"{image}:{arches['arm64'].replace(':', '-')}.sig"), "written with the option off"
+    assert registry.raw(f"{image}:v1") == raw
+    assert "legacy `.sig` signatures, written for each digest above" in summary.read_text()
+
