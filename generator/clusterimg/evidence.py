@@ -304,11 +304,9 @@ def legacy_layer(subject: Subject, bundle: bytes, trust) -> dict:
     doc = json.loads(bundle)
     material, entry = doc["verificationMaterial"], doc["verificationMaterial"]["tlogEntries"][0]
     der = base64.b64decode(material["certificate"]["rawBytes"])
-    chain, issuer = [], x509.load_der_x509_certificate(der).issuer
-    cas = {ca.subject: ca for ca in trust.trusted_root.get_fulcio_certs()}
-    while issuer in cas and cas[issuer] not in chain:
-        chain.append(cas[issuer])
-        issuer = cas[issuer].issuer
+    chain, cert, cas = [], x509.load_der_x509_certificate(der), trust.trusted_root.get_fulcio_certs()
+    while cert.issuer != cert.subject and (cert := next((ca for ca in cas if ca not in chain and issued(cert, ca)), None)):
+        chain.append(cert)
     rekor = {"SignedEntryTimestamp": entry["inclusionPromise"]["signedEntryTimestamp"],
              "Payload": {"body": entry["canonicalizedBody"], "integratedTime": int(entry["integratedTime"]),
                          "logIndex": int(entry["logIndex"]),
@@ -319,6 +317,17 @@ def legacy_layer(subject: Subject, bundle: bytes, trust) -> dict:
         CHAIN_ANNOTATION: "".join(ssl.DER_cert_to_PEM_cert(c.public_bytes(Encoding.DER)) for c in chain),
         BUNDLE_ANNOTATION: json.dumps(rekor, separators=(",", ":")),
     })  # fmt: skip
+
+
+def issued(cert, ca) -> bool:
+    """Whether CA signed CERT: Fulcio's old and new roots share a name, so the name alone does not tell."""
+    from cryptography.exceptions import InvalidSignature
+
+    try:
+        cert.verify_directly_issued_by(ca)
+        return True
+    except (InvalidSignature, ValueError, TypeError):
+        return False
 
 
 def write_legacy(reg: Registry, subject: Subject, bundle: bytes, trust) -> str:
