@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import defaults, save
+from .registry import index_entries
 from .errors import FatalError, StepFailed, UserError
 
 ISSUER = "https://token.actions.githubusercontent.com"
@@ -424,12 +425,11 @@ def arches_of(reg: Registry, subject: Subject) -> list[tuple[str, Subject]]:
     if status != 200 or "sha256:" + hashlib.sha256(body).hexdigest() != subject.digest:
         raise StepFailed(f"cannot read the list {subject.name}@{subject.digest}: HTTP {status}")
     out = []
-    for entry in json.loads(body).get("manifests", []):
-        platform = entry.get("platform") or {}
-        name = f"{platform.get('os', 'unknown')}/{platform.get('architecture', 'unknown')}"
+    for platform, digest in index_entries(json.loads(body)) or []:
+        name = "/".join(part or "unknown" for part in (platform or "/").split("/"))
         if "unknown" in name.split("/"):
-            raise StepFailed(f"{subject.name}@{subject.digest} lists an entry {entry.get('digest')} for {name}")
-        out.append((name, Subject(subject.host, subject.path, entry["digest"])))
+            raise StepFailed(f"{subject.name}@{subject.digest} lists an entry {digest} for {name}")
+        out.append((name, Subject(subject.host, subject.path, digest)))
     if not out:
         raise StepFailed(f"{subject.name}@{subject.digest} is not a list of arch images")
     return out
