@@ -59,12 +59,12 @@ if [[ -n $pinned ]]; then extra+=(--label "io.clusterimage.embedded=${pinned% }"
 # A child builds only FROM its parent's image of this run: a parent leg that failed, or a parent held back, leaves an
 # older image there, and the child would carry inputs it was not built from. Its own list is then held back too.
 check_parent() {
-  local parent=$1 want=$2 built=$3 info label=none why
+  local parent=$1 want=$2 built=$3 info label why
   command -v skopeo >/dev/null || die "skopeo not found on PATH; the leg reads its parent image $parent with it"
   if ! info=$(retry priv "${NET[@]}" skopeo inspect "${TLS[@]}" "docker://$parent"); then
     why="parent $parent is not in the registry (its build failed or was held back)"
   else
-    [[ $info =~ \"io\.clusterimage\.inputs\":[[:space:]]*\"([0-9a-f]*)\" ]] && label=${BASH_REMATCH[1]}
+    label=$(inputs_label "$info")
     if [[ $label == "$want" ]]; then
       log "parent $parent carries this run's inputs $want"
       return 0

@@ -252,6 +252,15 @@ own_registry() {
   fi
 }
 
+# The input digest that `skopeo inspect` output $1 shows in the image's io.clusterimage.inputs label; `none` without it.
+inputs_label() {
+  if [[ $1 =~ \"io\.clusterimage\.inputs\":[[:space:]]*\"([0-9a-f]*)\" ]]; then
+    printf '%s\n' "${BASH_REMATCH[1]}"
+  else
+    printf 'none\n'
+  fi
+}
+
 # The architecture of the local image $1. skopeo only reads, so it starts faster than buildah; either will do.
 local_arch() {
   if command -v skopeo >/dev/null; then

@@ -58,8 +58,7 @@ for arch in "${arches[@]}"; do
   [[ $info =~ \"Digest\":[[:space:]]*\"(sha256:[0-9a-f]{64})\" ]] || die "could not read the digest of $target-$arch"
   refs+=("$image@${BASH_REMATCH[1]}")
   if [[ -n ${expected[$arch]:-} ]]; then
-    label=none
-    [[ $info =~ \"io\.clusterimage\.inputs\":[[:space:]]*\"([0-9a-f]*)\" ]] && label=${BASH_REMATCH[1]}
+    label=$(inputs_label "$info")
     [[ $label == "${expected[$arch]}" ]] ||
       held+=("$arch: $target-$arch carries inputs $label, not this run's ${expected[$arch]} (its build failed or was superseded)")
   fi
